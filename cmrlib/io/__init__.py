@@ -1,0 +1,12 @@
+"""Reading and writing CMR data: DICOM discovery/classification/loading, DICOM export,
+and NRRD / NIfTI / MHA files."""
+from .dicom import (KIND_LABELS, KINDS, DicomScan, InstanceInfo, SeriesInfo, SkippedFile,
+                    load_series, scan_folder)
+from .dicom_write import StudyInfo, write_dicom_series
+from .files import from_sitk, read_image, to_sitk, write_image
+
+__all__ = [
+    "KINDS", "KIND_LABELS", "DicomScan", "InstanceInfo", "SeriesInfo", "SkippedFile",
+    "scan_folder", "load_series", "StudyInfo", "write_dicom_series",
+    "read_image", "write_image", "to_sitk", "from_sitk",
+]

@@ -1,0 +1,575 @@
+"""DICOM discovery, series grouping, CMR series classification and loading.
+
+``scan_folder`` walks a folder (recursively, symlink loops detected), reads headers only,
+skips and lists what is not usable (never fatal), groups instances into series by
+SeriesInstanceUID, and classifies each series as cine, IRW (MOLLI/ShMOLLI), T1 map,
+LGE-PSIR, LGE-magnitude or unknown, with the reason. ``load_series`` reads the pixels of
+one series into an :class:`~cmrlib.image.Image` with LPS geometry and per-frame metadata.
+Enhanced (multi-frame) MR files are expanded into one entry per frame.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from ..errors import DicomError, InputError
+from ..image import Image
+from ..progress import ProgressCallback, report
+
+KINDS = ("cine", "irw", "t1map", "lge_psir", "lge_magnitude", "unknown")
+KIND_LABELS = {
+    "cine": "cine",
+    "irw": "IRW (T1 inversion-recovery frames)",
+    "t1map": "T1 map",
+    "lge_psir": "LGE PSIR",
+    "lge_magnitude": "LGE magnitude",
+    "unknown": "unknown",
+}
+#: SOP classes that never hold an image we can use (reports, presentation states, ...).
+_NON_IMAGE_HINT = "no Rows/Columns: not an image (report, presentation state, raw data?)"
+#: Known MOLLI-family sampling schemes, by images per inversion in acquisition order.
+_SCHEMES = {
+    (5, 3): "MOLLI 5(3)3",
+    (3, 3, 5): "MOLLI 3(3)3(3)5",
+    (4, 3, 2): "MOLLI 4(1)3(1)2",
+    (5, 1, 1): "ShMOLLI",
+}
+
+
+@dataclass
+class SkippedFile:
+    """A file that was not used, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class InstanceInfo:
+    """Header facts of one 2-D image (a classic file, or one frame of an enhanced file)."""
+
+    path: Path
+    frame_index: int | None  # frame within an enhanced multi-frame file, else None
+    sop_uid: str
+    instance_number: int
+    rows: int
+    cols: int
+    position: np.ndarray | None  # ImagePositionPatient, LPS mm
+    orientation: np.ndarray | None  # ImageOrientationPatient (6 direction cosines)
+    pixel_spacing: tuple[float, float] | None  # (row, col) mm
+    slice_thickness: float | None
+    slice_location: float | None
+    inversion_time: float | None  # ms
+    trigger_time: float | None  # ms
+    echo_time: float | None  # ms
+    acquisition_time: str
+    image_type: tuple[str, ...]
+    rescale_slope: float
+    rescale_intercept: float
+    expected_pixel_bytes: int
+
+    @property
+    def normal(self) -> np.ndarray | None:
+        if self.orientation is None:
+            return None
+        return np.cross(self.orientation[:3], self.orientation[3:])
+
+
+@dataclass
+class SeriesInfo:
+    """One series found by :func:`scan_folder`, with its classification."""
+
+    series_uid: str
+    study_uid: str
+    description: str
+    series_number: int | None
+    modality: str
+    instances: list[InstanceInfo] = field(default_factory=list, repr=False)
+    kind: str = "unknown"
+    kind_reason: str = ""
+    subtype: str = ""
+    n_slices: int = 0
+    n_frames: int = 0
+    rows: int = 0
+    cols: int = 0
+    inversion_times_ms: list[float] = field(default_factory=list)
+    trigger_times_ms: list[float] = field(default_factory=list)
+    field_strength_t: float | None = None
+    patient_id: str = ""
+    problems: list[str] = field(default_factory=list)
+    header: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_files(self) -> int:
+        return len({i.path for i in self.instances})
+
+    @property
+    def loadable(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line: number, description, kind, size, timing."""
+        parts = [f"#{self.series_number if self.series_number is not None else '-'}",
+                 repr(self.description), KIND_LABELS.get(self.kind, self.kind)]
+        if self.subtype:
+            parts.append(self.subtype)
+        parts.append(f"{self.n_slices} slice(s) x {self.n_frames} frame(s), {self.rows}x{self.cols}")
+        if self.kind == "irw" and self.inversion_times_ms:
+            parts.append("TI " + ", ".join(f"{t:g}" for t in self.inversion_times_ms) + " ms")
+        if self.field_strength_t:
+            parts.append(f"{self.field_strength_t:g} T")
+        return "  ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "series_uid": self.series_uid, "study_uid": self.study_uid,
+            "series_number": self.series_number, "description": self.description,
+            "modality": self.modality, "kind": self.kind, "kind_reason": self.kind_reason,
+            "subtype": self.subtype, "n_files": self.n_files, "n_slices": self.n_slices,
+            "n_frames": self.n_frames, "rows": self.rows, "cols": self.cols,
+            "inversion_times_ms": self.inversion_times_ms,
+            "trigger_times_ms": self.trigger_times_ms,
+            "field_strength_t": self.field_strength_t, "problems": self.problems,
+        }
+
+
+@dataclass
+class DicomScan:
+    """Result of :func:`scan_folder`: series found and files skipped."""
+
+    root: Path
+    series: list[SeriesInfo]
+    skipped: list[SkippedFile]
+
+    def of_kind(self, kind: str) -> list[SeriesInfo]:
+        return [s for s in self.series if s.kind == kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"root": str(self.root), "series": [s.to_dict() for s in self.series],
+                "skipped": [{"path": str(k.path), "reason": k.reason} for k in self.skipped]}
+
+
+# ---------------------------------------------------------------------------------------
+# discovery
+# ---------------------------------------------------------------------------------------
+def _walk_files(root: Path, skipped: list[SkippedFile]) -> Iterator[Path]:
+    """Files below ``root``, following symlinked folders once (loops are reported)."""
+    seen_dirs: set[str] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen_dirs:
+            skipped.append(SkippedFile(folder, f"symlink loop: folder already visited as {real}"))
+            continue
+        seen_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(SkippedFile(folder, f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    subdirs.append(path)
+                elif entry.is_file(follow_symlinks=True):
+                    yield path
+                elif entry.is_symlink():
+                    skipped.append(SkippedFile(path, "broken or looping symbolic link"))
+            except OSError as exc:  # ELOOP on a self-referencing link
+                skipped.append(SkippedFile(path, f"symlink loop or unreadable entry: {exc.strerror or exc}"))
+        stack.extend(reversed(subdirs))
+
+
+def _float(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _seq_item(ds: Any, keyword: str) -> Any:
+    seq = getattr(ds, keyword, None)
+    return seq[0] if seq else None
+
+
+def _instances_of(path: Path, ds: pydicom.Dataset) -> list[InstanceInfo]:
+    """One InstanceInfo per 2-D image in ``ds`` (classic or enhanced multi-frame)."""
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    bits = int(getattr(ds, "BitsAllocated", 16) or 16)
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    image_type = tuple(str(t).upper() for t in (getattr(ds, "ImageType", None) or ()))
+    frame_bytes = rows * cols * samples * bits // 8
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    base = dict(
+        path=path, sop_uid=str(getattr(ds, "SOPInstanceUID", path.name)),
+        instance_number=int(getattr(ds, "InstanceNumber", 0) or 0), rows=rows, cols=cols,
+        acquisition_time=str(getattr(ds, "AcquisitionTime", "") or ""),
+    )
+
+    def geometry(src: Any) -> dict[str, Any]:
+        pos = getattr(src, "ImagePositionPatient", None)
+        ori = getattr(src, "ImageOrientationPatient", None)
+        ps = getattr(src, "PixelSpacing", None)
+        return dict(
+            position=np.array([float(v) for v in pos]) if pos is not None and len(pos) == 3 else None,
+            orientation=np.array([float(v) for v in ori]) if ori is not None and len(ori) == 6 else None,
+            pixel_spacing=(float(ps[0]), float(ps[1])) if ps is not None and len(ps) == 2 else None,
+        )
+
+    if n_frames == 1 or "PerFrameFunctionalGroupsSequence" not in ds:
+        if n_frames > 1:  # multi-frame without functional groups: frames share geometry
+            pass
+        geo = geometry(ds)
+        out = []
+        for k in range(n_frames):
+            out.append(InstanceInfo(
+                frame_index=k if n_frames > 1 else None, **base, **geo,
+                slice_thickness=_float(getattr(ds, "SliceThickness", None)),
+                slice_location=_float(getattr(ds, "SliceLocation", None)),
+                inversion_time=_float(getattr(ds, "InversionTime", None)),
+                trigger_time=_float(getattr(ds, "TriggerTime", None)),
+                echo_time=_float(getattr(ds, "EchoTime", None)),
+                image_type=image_type,
+                rescale_slope=_float(getattr(ds, "RescaleSlope", 1)) or 1.0,
+                rescale_intercept=_float(getattr(ds, "RescaleIntercept", 0)) or 0.0,
+                expected_pixel_bytes=frame_bytes * n_frames,
+            ))
+        return out
+
+    # Enhanced MR: geometry and timing per frame in functional groups (shared, then per-frame).
+    shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
+    out = []
+    for k, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        def group(keyword: str) -> Any:
+            item = _seq_item(frame, keyword)
+            return item if item is not None else (_seq_item(shared, keyword) if shared else None)
+        plane_pos, plane_ori, measures = group("PlanePositionSequence"), group("PlaneOrientationSequence"), group("PixelMeasuresSequence")
+        geo = geometry(type("G", (), {
+            "ImagePositionPatient": getattr(plane_pos, "ImagePositionPatient", None),
+            "ImageOrientationPatient": getattr(plane_ori, "ImageOrientationPatient", None),
+            "PixelSpacing": getattr(measures, "PixelSpacing", None)})())
+        modifier, cardiac = group("MRModifierSequence"), group("CardiacSynchronizationSequence")
+        echo, transform = group("MREchoSequence"), group("PixelValueTransformationSequence")
+        ftype = group("MRImageFrameTypeSequence")
+        out.append(InstanceInfo(
+            frame_index=k, **base, **geo,
+            slice_thickness=_float(getattr(measures, "SliceThickness", None)),
+            slice_location=None,
+            inversion_time=_float((getattr(modifier, "InversionTimes", None) or [None])[0]) if modifier else None,
+            trigger_time=_float(getattr(cardiac, "NominalCardiacTriggerDelayTime", None)) if cardiac else None,
+            echo_time=_float(getattr(echo, "EffectiveEchoTime", None)) if echo else None,
+            image_type=tuple(str(t).upper() for t in getattr(ftype, "FrameType", image_type)) if ftype else image_type,
+            rescale_slope=_float(getattr(transform, "RescaleSlope", getattr(ds, "RescaleSlope", 1))) or 1.0,
+            rescale_intercept=_float(getattr(transform, "RescaleIntercept", getattr(ds, "RescaleIntercept", 0))) or 0.0,
+            expected_pixel_bytes=frame_bytes * n_frames,
+        ))
+    return out
+
+
+def _read_header(path: Path) -> tuple[pydicom.Dataset | None, str]:
+    """Header of ``path`` or (None, reason)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    if size == 0:
+        return None, "empty file (0 bytes)"
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        return None, "not a DICOM file (no DICM preamble)"
+    except Exception as exc:  # pydicom raises many types on damaged files
+        return None, f"unreadable DICOM header (truncated or corrupt): {exc}"
+    if "Rows" not in ds or "Columns" not in ds:
+        sop = getattr(ds, "SOPClassUID", None)
+        name = getattr(sop, "name", str(sop)) if sop else "unknown SOP class"
+        return None, f"{_NON_IMAGE_HINT} [{name}]"
+    if "SeriesInstanceUID" not in ds:
+        return None, "no SeriesInstanceUID"
+    return ds, ""
+
+
+def scan_folder(folder: str | Path, progress: ProgressCallback | None = None) -> DicomScan:
+    """Find, group and classify the DICOM series below ``folder`` (headers only).
+
+    Unusable files are listed in ``DicomScan.skipped`` with the reason; a folder without
+    any DICOM image raises :class:`DicomError`. Nothing is written anywhere.
+    """
+    root = Path(folder)
+    if not root.exists():
+        raise InputError(f"folder not found: {root}")
+    skipped: list[SkippedFile] = []
+    files = [root] if root.is_file() else list(_walk_files(root, skipped))
+    by_series: dict[str, list[InstanceInfo]] = defaultdict(list)
+    headers: dict[str, pydicom.Dataset] = {}
+    for k, path in enumerate(files):
+        report(progress, "scan", k, len(files), path.name)
+        ds, reason = _read_header(path)
+        if ds is None:
+            skipped.append(SkippedFile(path, reason))
+            continue
+        try:
+            instances = _instances_of(path, ds)
+        except Exception as exc:
+            skipped.append(SkippedFile(path, f"unusable image header: {exc}"))
+            continue
+        truncated = instances[0].expected_pixel_bytes > path.stat().st_size
+        if truncated:
+            skipped.append(SkippedFile(path, f"truncated: file is {path.stat().st_size} bytes, "
+                                             f"pixel data alone needs {instances[0].expected_pixel_bytes}"))
+            continue
+        uid = str(ds.SeriesInstanceUID)
+        by_series[uid].extend(instances)
+        headers.setdefault(uid, ds)
+    report(progress, "scan", len(files), len(files), "grouping series")
+    if not by_series:
+        detail = "; ".join(f"{s.path.name}: {s.reason}" for s in skipped[:5])
+        raise DicomError(f"no DICOM image found in {root} ({len(files)} file(s) looked at"
+                         + (f"; e.g. {detail}" if detail else "") + ")")
+    series = [_make_series(uid, inst, headers[uid]) for uid, inst in by_series.items()]
+    series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.description))
+    return DicomScan(root=root, series=series, skipped=skipped)
+
+
+# ---------------------------------------------------------------------------------------
+# grouping and classification
+# ---------------------------------------------------------------------------------------
+def _slice_key(inst: InstanceInfo, normal: np.ndarray | None) -> float:
+    if inst.position is not None and normal is not None:
+        return round(float(np.dot(inst.position, normal)), 2)
+    if inst.slice_location is not None:
+        return round(inst.slice_location, 2)
+    return 0.0
+
+
+def _acquisition_order(inst: InstanceInfo) -> tuple:
+    return (inst.acquisition_time, inst.instance_number, inst.frame_index or 0)
+
+
+def _group_slices(instances: list[InstanceInfo]) -> dict[float, list[InstanceInfo]]:
+    normal = next((i.normal for i in instances if i.normal is not None), None)
+    groups: dict[float, list[InstanceInfo]] = defaultdict(list)
+    for inst in instances:
+        groups[_slice_key(inst, normal)].append(inst)
+    return dict(sorted(groups.items()))
+
+
+def _distinct(values: list[float | None], tol: float = 0.5) -> list[float]:
+    out: list[float] = []
+    for v in sorted(v for v in values if v is not None):
+        if not out or abs(v - out[-1]) > tol:
+            out.append(v)
+    return out
+
+
+def _inversion_groups(instances: list[InstanceInfo]) -> tuple[int, ...]:
+    """Images per inversion, from TI drops in acquisition order (e.g. (5, 3) for MOLLI 5(3)3)."""
+    tis = [i.inversion_time for i in sorted(instances, key=_acquisition_order)]
+    if any(t is None for t in tis):
+        return ()
+    groups, count = [], 1
+    for prev, cur in zip(tis, tis[1:]):
+        if cur < prev:
+            groups.append(count)
+            count = 1
+        else:
+            count += 1
+    groups.append(count)
+    return tuple(groups)
+
+
+def _irw_subtype(description: str, n: int, groups: tuple[int, ...]) -> tuple[str, str]:
+    desc = description.lower()
+    if "shmolli" in desc:
+        return "ShMOLLI", f"description says ShMOLLI; {n} frames"
+    scheme = _SCHEMES.get(groups)
+    if "molli" in desc:
+        if scheme and scheme != "ShMOLLI":
+            return scheme, f"description says MOLLI; inversions of {groups} images"
+        named = {8: "MOLLI 5(3)3", 11: "MOLLI 3(3)3(3)5", 9: "MOLLI 4(1)3(1)2"}.get(n)
+        return (named or f"MOLLI ({n} frames)"), f"description says MOLLI; {n} frames"
+    if scheme:
+        return scheme, f"inversions of {groups} images in acquisition order"
+    if n == 7:
+        return "ShMOLLI", "7 frames: ShMOLLI sampling assumed (description names no scheme)"
+    return f"IR ({n} frames)", f"{n} inversion times; scheme not named in description"
+
+
+_CINE_WORDS = re.compile(r"cine|ssfp|trufi|true\s*fisp|fiesta|balanced|sax|lax|[234]ch")
+_LGE_WORDS = re.compile(r"lge|late|delayed|\bde\b|de_|psir|mag|scar|viab|ir[_ ]?(fl|gre|tfl)|phase\s*sensitive")
+_MAP_WORDS = re.compile(r"t1\s*_?map|t1map|t1\s*mapping\s*result|moco_t1|\bt1 map\b|native\s*t1|post\s*t1")
+
+
+def _classify(series: SeriesInfo, slices: dict[float, list[InstanceInfo]], itype: set[str]) -> tuple[str, str, str]:
+    desc = series.description.lower()
+    n_ti = max(len(_distinct([i.inversion_time for i in g])) for g in slices.values())
+    n_tt = max(len(_distinct([i.trigger_time for i in g], tol=0.1)) for g in slices.values())
+    frames = max(len(g) for g in slices.values())
+    if n_ti >= 3:
+        first = next(iter(slices.values()))
+        subtype, why = _irw_subtype(series.description, len(first), _inversion_groups(first))
+        return "irw", subtype, f"{n_ti} distinct InversionTime values at one slice position ({why})"
+    if itype & {"T1 MAP", "T1MAP", "MAP", "T1"} and ("MAP" in " ".join(itype)) or _MAP_WORDS.search(desc):
+        why = "ImageType contains MAP" if "MAP" in " ".join(itype) else "description names a T1 map"
+        return "t1map", "", why + (f"; {n_ti} InversionTime value(s)" if n_ti else "")
+    psir = any("PSIR" in t for t in itype) or "psir" in desc
+    magnitude_word = re.search(r"\bmag\b|magn|_mag", desc) is not None
+    if psir and not magnitude_word:
+        return "lge_psir", "", "ImageType or description says PSIR (signed real inversion-recovery image)"
+    if (psir and magnitude_word) or (n_ti <= 1 and frames <= 2 and _LGE_WORDS.search(desc)) \
+            or (n_ti == 1 and n_tt <= 1 and frames == 1 and not _CINE_WORDS.search(desc)):
+        ti = _distinct([i.inversion_time for g in slices.values() for i in g])
+        ti_text = f"single TI {ti[0]:g} ms" if ti else "no InversionTime"
+        return "lge_magnitude", "", f"inversion-recovery image, {ti_text}, one image per slice"
+    if n_tt >= 5:
+        return "cine", "", f"{n_tt} cardiac phases (TriggerTime) per slice position"
+    seen = f"{frames} image(s) per slice, {n_ti} InversionTime and {n_tt} TriggerTime value(s)"
+    return "unknown", "", f"no CMR pattern matched: {seen}, description {series.description!r}"
+
+
+def _make_series(uid: str, instances: list[InstanceInfo], ds: pydicom.Dataset) -> SeriesInfo:
+    s = SeriesInfo(
+        series_uid=uid,
+        study_uid=str(getattr(ds, "StudyInstanceUID", "")),
+        description=str(getattr(ds, "SeriesDescription", "") or ""),
+        series_number=int(ds.SeriesNumber) if getattr(ds, "SeriesNumber", None) not in (None, "") else None,
+        modality=str(getattr(ds, "Modality", "") or ""),
+        instances=instances,
+        field_strength_t=_float(getattr(ds, "MagneticFieldStrength", None)),
+        patient_id=str(getattr(ds, "PatientID", "") or ""),
+    )
+    s.header = {k: str(getattr(ds, k)) for k in ("PatientName", "StudyDate", "StudyDescription",
+                                                   "Manufacturer", "FrameOfReferenceUID")
+                if getattr(ds, k, None) not in (None, "")}
+    sizes = Counter((i.rows, i.cols) for i in instances)
+    s.rows, s.cols = sizes.most_common(1)[0][0]
+    if len(sizes) > 1:
+        odd = [i for i in instances if (i.rows, i.cols) != (s.rows, s.cols)]
+        s.problems.append(f"mixed matrix sizes {dict(sizes)}: e.g. {odd[0].path} is {odd[0].rows}x{odd[0].cols}, "
+                          f"most are {s.rows}x{s.cols}")
+    no_spacing = [i for i in instances if i.pixel_spacing is None]
+    if no_spacing:
+        s.problems.append(f"missing PixelSpacing in {len(no_spacing)} image(s), e.g. {no_spacing[0].path}")
+    no_geometry = [i for i in instances if i.position is None or i.orientation is None]
+    if no_geometry:
+        s.problems.append(f"missing ImagePositionPatient/ImageOrientationPatient in {len(no_geometry)} "
+                          f"image(s), e.g. {no_geometry[0].path}")
+    orientations = {tuple(np.round(i.orientation, 3)) for i in instances if i.orientation is not None}
+    if len(orientations) > 1:
+        s.problems.append(f"{len(orientations)} different slice orientations in one series (localizer?)")
+    slices = _group_slices(instances)
+    counts = Counter(len(g) for g in slices.values())
+    s.n_slices, s.n_frames = len(slices), counts.most_common(1)[0][0]
+    if len(counts) > 1:
+        s.problems.append(f"slices have different numbers of frames {dict(sorted(counts.items()))}")
+    itype = {t for i in instances for t in i.image_type}
+    s.kind, s.subtype, s.kind_reason = _classify(s, slices, itype)
+    first = next(iter(slices.values()))
+    if s.kind == "irw":
+        s.inversion_times_ms = sorted(i.inversion_time for i in first if i.inversion_time is not None)
+        tis = s.inversion_times_ms
+        if len(_distinct(tis, tol=1e-3)) != len(tis):
+            s.problems.append(f"duplicate InversionTime values {tis} at one slice position")
+    else:
+        s.inversion_times_ms = _distinct([i.inversion_time for i in first])
+    s.trigger_times_ms = _distinct([i.trigger_time for i in first], tol=0.1)
+    return s
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------
+def _frame_sort_key(kind: str) -> Callable[[InstanceInfo], tuple]:
+    if kind == "irw":  # IRW frames by inversion time (ms), as fitting and MOCO expect
+        return lambda i: (i.inversion_time if i.inversion_time is not None else math.inf, *_acquisition_order(i))
+    return lambda i: (i.trigger_time if i.trigger_time is not None else 0.0, *_acquisition_order(i))
+
+
+def _pixels(inst: InstanceInfo, cache: dict[Path, np.ndarray]) -> np.ndarray:
+    if inst.path not in cache:
+        try:
+            cache[inst.path] = pydicom.dcmread(inst.path).pixel_array
+        except Exception as exc:
+            raise DicomError(f"{inst.path}: cannot decode pixel data ({exc})") from exc
+    data = cache[inst.path]
+    if inst.frame_index is not None and data.ndim == 3:
+        data = data[inst.frame_index]
+    if data.shape != (inst.rows, inst.cols):
+        raise DicomError(f"{inst.path}: pixel data is {data.shape}, header says {inst.rows}x{inst.cols}")
+    return data.astype(np.float32) * np.float32(inst.rescale_slope) + np.float32(inst.rescale_intercept)
+
+
+def load_series(series: SeriesInfo, progress: ProgressCallback | None = None) -> Image:
+    """Read the pixels of ``series`` into an Image (LPS geometry, per-frame metadata).
+
+    Volume ``[slice,row,col]`` when each slice has one image; otherwise a sequence
+    ``[frame,row,col]`` (one slice) or ``[frame,slice,row,col]``. IRW frames are ordered by
+    InversionTime, cine frames by TriggerTime. Raises :class:`DicomError` naming the file
+    for series that cannot be assembled (mixed sizes, missing geometry, ...).
+    """
+    if series.problems:
+        raise DicomError(f"series {series.description!r} ({series.series_uid}) cannot be loaded: "
+                         + "; ".join(series.problems))
+    slices = _group_slices(series.instances)
+    key = _frame_sort_key(series.kind)
+    ordered = [sorted(g, key=key) for g in slices.values()]
+    n_frames = len(ordered[0])
+    cache: dict[Path, np.ndarray] = {}
+    data = np.empty((n_frames, len(ordered), series.rows, series.cols), np.float32)
+    total = n_frames * len(ordered)
+    for s, group in enumerate(ordered):
+        for f, inst in enumerate(group):
+            report(progress, "load", s * n_frames + f, total, inst.path.name)
+            data[f, s] = _pixels(inst, cache)
+    report(progress, "load", total, total, "done")
+    first = ordered[0][0]
+    row_dir, col_dir = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(row_dir, col_dir)
+    positions = np.array([g[0].position for g in ordered])
+    if len(ordered) > 1:
+        steps = np.diff(positions @ normal)
+        dz = float(np.median(steps))
+        if np.ptp(steps) > 0.01 * abs(dz) + 1e-3:
+            series.problems.append(f"irregular slice spacing {np.round(steps, 3).tolist()} mm; median used")
+        along = positions[-1] - positions[0]
+        if np.linalg.norm(np.cross(along / np.linalg.norm(along), normal)) > 1e-3:
+            series.problems.append("slice positions are not along the slice normal (gantry tilt / shear)")
+    else:
+        dz = first.slice_thickness or 1.0
+    spacing = (first.pixel_spacing[1], first.pixel_spacing[0], abs(dz) if dz else 1.0)
+    meta: dict[str, Any] = {
+        "SeriesInstanceUID": series.series_uid, "StudyInstanceUID": series.study_uid,
+        "SeriesDescription": series.description, "SeriesNumber": series.series_number,
+        "Modality": series.modality, "kind": series.kind, "subtype": series.subtype,
+        "MagneticFieldStrength": series.field_strength_t, "PatientID": series.patient_id,
+        "ImageType": list(first.image_type), "SliceThickness": first.slice_thickness,
+        "SliceLocations": [float(p @ normal) for p in positions], **series.header,
+    }
+    warnings = [p for p in series.problems]
+    series.problems.clear()  # those were warnings found while loading, not blockers
+    if warnings:
+        meta["warnings"] = warnings
+    frame_meta = [{
+        "InversionTime": ordered[0][f].inversion_time, "TriggerTime": ordered[0][f].trigger_time,
+        "EchoTime": ordered[0][f].echo_time, "ImageType": list(ordered[0][f].image_type),
+        "InstanceNumber": ordered[0][f].instance_number,
+    } for f in range(n_frames)]
+    frame_meta = [{k: v for k, v in fm.items() if v is not None} for fm in frame_meta]
+    direction = np.column_stack([row_dir, col_dir, normal if dz >= 0 else -normal])
+    if n_frames == 1:
+        return Image(data[0], spacing, tuple(positions[0]), direction, False, meta, [])
+    array = data[:, 0] if len(ordered) == 1 else data
+    return Image(array, spacing, tuple(positions[0]), direction, True, meta, frame_meta)
