@@ -1,0 +1,153 @@
+"""Python package dependencies of the SlicerCMR modules (Qt-free).
+
+Each module declares the pip packages it needs in ``Resources/CMR<Name>-requirements.txt``
+(one requirement per line, PEP 508 syntax, ``#`` comments). The file is named after the
+module because every module of an extension installs its ``Resources`` into the same
+``qt-scripted-modules/Resources`` folder; a shared ``requirements.txt`` name would collide.
+
+What a requirements file must not list:
+
+* ``torch`` -- it is provided by the PyTorch extension (SlicerPyTorch), which installs the
+  build matching the user's GPU driver; a plain pip request would pull a different build.
+* ``slicer-core``, ``vtk`` and any Qt binding -- the Slicer application ships its own VTK
+  and Qt; installing another copy into Slicer's Python breaks the application.
+
+This module only reads and checks; the confirmation dialog and the install itself
+(``slicer.packaging.pip_ensure`` on Slicer >= 5.12, else ``slicer.util.pip_install``)
+live in :mod:`CMRCommonLib.widgets`.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+#: Distributions a module requirements file must never list, with the reason shown to the user.
+FORBIDDEN: dict[str, str] = {
+    "torch": "PyTorch is provided by the PyTorch extension (SlicerPyTorch), which installs the build that matches the GPU driver",
+    "torchvision": "the PyPI torchvision wheel is a CUDA build that does not load with a CPU torch; cmrlib does not use it",
+    "slicer-core": "the Slicer application provides the MRML libraries",
+    "vtk": "the Slicer application ships its own VTK",
+    "pyside6": "the Slicer application ships its own Qt",
+    "pyside6-essentials": "the Slicer application ships its own Qt",
+    "pyside6-addons": "the Slicer application ships its own Qt",
+    "shiboken6": "the Slicer application ships its own Qt",
+    "pyqt5": "the Slicer application ships its own Qt",
+    "pyqt6": "the Slicer application ships its own Qt",
+    "pyside2": "the Slicer application ships its own Qt",
+}
+
+
+class RequirementsFileError(ValueError):
+    """A requirements file cannot be parsed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class MissingRequirement:
+    """A requirement that the running Python does not satisfy."""
+
+    requirement: Requirement
+    installed_version: str | None  #: None when the distribution is not installed at all
+
+    def __str__(self) -> str:
+        found = "not installed" if self.installed_version is None else f"found {self.installed_version}"
+        return f"{self.requirement} ({found})"
+
+
+def requirements_file(module_dir: str | Path, module_name: str) -> Path:
+    """Path of the requirements file of module ``module_name`` (e.g. ``CMRMotion``)."""
+    return Path(module_dir) / "Resources" / f"{module_name}-requirements.txt"
+
+
+def parse_requirements(lines: Iterable[str], source: str = "<requirements>") -> list[Requirement]:
+    """Parse requirement lines: blank lines, ``#`` comments and pip options (``-r``, ``-c``,
+    ``--index-url`` ...) are skipped; an inline `` # comment`` is removed.
+
+    Raises :class:`RequirementsFileError` naming ``source`` and the line number.
+    """
+    requirements: list[Requirement] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split(" #", 1)[0].split("\t#", 1)[0].strip()
+        if not line or line.startswith("#") or line.startswith("-"):
+            continue
+        try:
+            requirements.append(Requirement(line))
+        except InvalidRequirement as exc:
+            raise RequirementsFileError(
+                f"{source}, line {number}: expected a PEP 508 requirement such as 'monai>=1.3'; "
+                f"found {line!r} ({exc})") from exc
+    return requirements
+
+
+def read_requirements(path: str | Path) -> list[Requirement]:
+    """Read a module requirements file (see :func:`parse_requirements`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RequirementsFileError(f"cannot read requirements file {path}: {exc.strerror or exc}") from exc
+    return parse_requirements(text.splitlines(), source=str(path))
+
+
+def forbidden_requirements(requirements: Iterable[Requirement]) -> list[tuple[Requirement, str]]:
+    """The requirements that must not be installed into Slicer's Python, with the reason."""
+    return [(r, FORBIDDEN[canonicalize_name(r.name)]) for r in requirements
+            if canonicalize_name(r.name) in FORBIDDEN]
+
+
+def _installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def missing_requirements(
+    requirements: Iterable[Requirement],
+    *,
+    environment: Mapping[str, str] | None = None,
+    version_of: Callable[[str], str | None] = _installed_version,
+) -> list[MissingRequirement]:
+    """The requirements not satisfied by the installed distributions.
+
+    A requirement whose environment marker does not apply (e.g. ``; sys_platform == 'win32'``
+    on Linux) is satisfied. Pre-release installs satisfy a specifier (Slicer nightly builds
+    ship some). Extras are not followed: ``pkg[extra]`` is satisfied by ``pkg`` itself.
+    ``version_of(name)`` returns the installed version or None (injectable for tests).
+    """
+    env = dict(default_environment())
+    if environment:
+        env.update(environment)
+    missing: list[MissingRequirement] = []
+    for req in requirements:
+        if req.marker is not None and not req.marker.evaluate(env):
+            continue
+        installed = version_of(req.name)
+        if installed is None:
+            missing.append(MissingRequirement(req, None))
+            continue
+        if not req.specifier:
+            continue
+        try:
+            ok = req.specifier.contains(Version(installed), prereleases=True)
+        except InvalidVersion:
+            ok = False
+        if not ok:
+            missing.append(MissingRequirement(req, installed))
+    return missing
+
+
+def pip_arguments(missing: Iterable[MissingRequirement]) -> list[str]:
+    """Requirement strings to hand to ``pip install`` (one list item per requirement)."""
+    return [str(m.requirement) for m in missing]
+
+
+def describe_missing(missing: Iterable[MissingRequirement]) -> str:
+    """One line per missing requirement, for the confirmation dialog's details."""
+    return "\n".join(f"- {m}" for m in missing)

@@ -1,0 +1,195 @@
+"""Model zoo: JSON manifests, safetensors weights, sha256 verification, loading by name.
+
+A model folder holds ``manifest.json`` and the weight files it names::
+
+    {"schema": 1, "models": [{
+        "name": "moconet-compact", "task": "motion", "version": "1.0",
+        "architecture": "moconet", "arch_args": {...},
+        "file": "moconet-compact.safetensors", "sha256": "...",
+        "input": {"size": [7, 128, 128], "normalisation": "..."},
+        "label_table": {...}, "trained_on": "synthetic phantom ...",
+        "phantom_trained": true, "train_command": "cmr train moconet ...",
+        "metrics": {...}, "card": "moconet-compact.md"}]}
+
+Folders searched, first wins for a given name: each folder in ``CMR_MODELS_DIR``
+(os.pathsep-separated; the user's own models), then the bundled ``Resources/Models``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+
+MANIFEST = "manifest.json"
+SCHEMA = 1
+PHANTOM_NOTICE = "phantom-trained demonstration weights: not for clinical use"
+
+
+def bundled_models_dir() -> Path:
+    """``Resources/Models`` of the source tree (or of the Slicer extension install)."""
+    here = Path(__file__).resolve().parent.parent  # .../cmrlib
+    for candidate in (here.parent / "Resources" / "Models", here / "Resources" / "Models"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "Resources" / "Models"
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for models: ``CMR_MODELS_DIR`` entries, then the bundled folder."""
+    user = [Path(p).expanduser() for p in os.environ.get("CMR_MODELS_DIR", "").split(os.pathsep) if p.strip()]
+    return [*user, bundled_models_dir()]
+
+
+@dataclass
+class ModelEntry:
+    """One manifest entry, plus the folder it was found in."""
+
+    name: str
+    task: str
+    architecture: str
+    file: str
+    sha256: str
+    version: str = "1.0"
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
+    label_table: dict[str, Any] = field(default_factory=dict)
+    trained_on: str = ""
+    phantom_trained: bool = True
+    train_command: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    card: str = ""
+    folder: Path = field(default=Path("."), compare=False)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.file
+
+    @property
+    def notice(self) -> str:
+        """What every place showing this model's results must say about it."""
+        return PHANTOM_NOTICE if self.phantom_trained else f"trained on: {self.trained_on}"
+
+    def to_manifest(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("folder")
+        return d
+
+    @classmethod
+    def from_manifest(cls, data: dict[str, Any], folder: Path) -> "ModelEntry":
+        missing = [k for k in ("name", "task", "architecture", "file", "sha256") if not data.get(k)]
+        if missing:
+            raise ModelError(f"{folder / MANIFEST}: entry {data.get('name', '?')!r} lacks {', '.join(missing)}")
+        known = {f for f in cls.__dataclass_fields__ if f != "folder"}
+        return cls(**{k: v for k, v in data.items() if k in known}, folder=folder)
+
+
+def read_manifest(folder: Path) -> list[ModelEntry]:
+    """Entries of ``folder/manifest.json`` ([] when the folder has no manifest)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: not a readable JSON manifest ({exc})") from exc
+    if data.get("schema") != SCHEMA or not isinstance(data.get("models"), list):
+        raise ModelError(f"{path}: expected {{'schema': {SCHEMA}, 'models': [...]}}")
+    return [ModelEntry.from_manifest(m, Path(folder)) for m in data["models"]]
+
+
+def list_models() -> list[ModelEntry]:
+    """All models visible, user folders first; a name shadows the same name later on."""
+    seen: dict[str, ModelEntry] = {}
+    for folder in model_dirs():
+        for entry in read_manifest(folder):
+            seen.setdefault(entry.name, entry)
+    return list(seen.values())
+
+
+def find_model(name: str) -> ModelEntry:
+    """The manifest entry named ``name``."""
+    models = list_models()
+    for entry in models:
+        if entry.name == name:
+            return entry
+    raise ModelError(f"no model named {name!r} in {', '.join(str(d) for d in model_dirs())}; "
+                     f"available: {', '.join(m.name for m in models) or 'none'}")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(entry: ModelEntry) -> None:
+    """Raise :class:`ModelError` if the weights file is missing or its sha256 differs."""
+    if not entry.path.is_file():
+        raise ModelError(f"model {entry.name!r}: weights file missing: {entry.path}")
+    actual = sha256_of(entry.path)
+    if actual != entry.sha256:
+        raise ModelError(f"model {entry.name!r}: checksum mismatch for {entry.path}: "
+                         f"manifest says {entry.sha256}, file has {actual} (corrupt or replaced)")
+
+
+def load_model(name: str, device: Any = None) -> tuple[Any, ModelEntry]:
+    """Build the registered architecture, load verified safetensors weights, eval mode.
+
+    ``device``: a torch device or preference string (see :func:`cmrlib.device.pick_device`).
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from ..device import pick_device
+    from .registry import build_architecture
+
+    entry = find_model(name)
+    verify(entry)
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    model = build_architecture(entry.architecture, **entry.arch_args)
+    try:
+        state = load_file(str(entry.path), device="cpu")
+    except Exception as exc:
+        raise ModelError(f"model {name!r}: cannot read safetensors {entry.path}: {exc}") from exc
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ModelError(f"model {name!r}: weights do not match architecture {entry.architecture!r} "
+                         f"{entry.arch_args}: missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+    return model.to(dev).eval(), entry
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def save_model(model: Any, entry: ModelEntry, folder: str | Path) -> ModelEntry:
+    """Write ``model``'s weights as safetensors into ``folder`` and add/replace its manifest entry.
+
+    The sha256 is computed from the written file. Used by ``cmr train``.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    os.close(fd)
+    save_file(state, tmp, metadata={"name": entry.name, "architecture": entry.architecture})
+    os.replace(tmp, folder / entry.file)
+    entry.folder = folder
+    entry.sha256 = sha256_of(entry.path)
+    entries = [e for e in read_manifest(folder) if e.name != entry.name] + [entry]
+    _write_json_atomic(folder / MANIFEST, {"schema": SCHEMA, "models": [e.to_manifest() for e in entries]})
+    return entry
