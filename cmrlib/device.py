@@ -60,7 +60,7 @@ def gpu_memory_gb(device: torch.device | None = None) -> float | None:
 
 def describe_device(device: torch.device) -> str:
     """Human-readable device name for reports, e.g. 'cuda (NVIDIA H100, 79.6 GiB)'."""
-    if device.type == "cuda":
+    if device.type == "cuda" and torch.cuda.is_available():
         idx = device.index or 0
         return f"cuda ({torch.cuda.get_device_name(idx)}, {gpu_memory_gb(device):.1f} GiB)"
     if device.type == "cpu":
@@ -85,7 +85,8 @@ def run_with_cpu_fallback(fn: Callable[[torch.device], T], device: torch.device)
         if device.type != "cuda" or not is_out_of_memory(exc):
             raise
         warnings.warn(f"CUDA out of memory on {describe_device(device)}; retrying on CPU (slower)", stacklevel=2)
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         cpu = torch.device("cpu")
         return fn(cpu), cpu
 

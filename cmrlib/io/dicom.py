@@ -200,6 +200,13 @@ def _float(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _first(value: Any) -> Any:
+    """First value of a possibly multi-valued element (pydicom gives a scalar for VM 1)."""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return value[0] if len(value) else None
+    return value
+
+
 def _seq_item(ds: Any, keyword: str) -> Any:
     seq = getattr(ds, keyword, None)
     return seq[0] if seq else None
@@ -268,7 +275,7 @@ def _instances_of(path: Path, ds: pydicom.Dataset) -> list[InstanceInfo]:
             frame_index=k, **base, **geo,
             slice_thickness=_float(getattr(measures, "SliceThickness", None)),
             slice_location=None,
-            inversion_time=_float((getattr(modifier, "InversionTimes", None) or [None])[0]) if modifier else None,
+            inversion_time=_float(_first(getattr(modifier, "InversionTimes", None))) if modifier else None,
             trigger_time=_float(getattr(cardiac, "NominalCardiacTriggerDelayTime", None)) if cardiac else None,
             echo_time=_float(getattr(echo, "EffectiveEchoTime", None)) if echo else None,
             image_type=tuple(str(t).upper() for t in getattr(ftype, "FrameType", image_type)) if ftype else image_type,
@@ -296,6 +303,8 @@ def _read_header(path: Path) -> tuple[pydicom.Dataset | None, str]:
     if "Rows" not in ds or "Columns" not in ds:
         sop = getattr(ds, "SOPClassUID", None)
         name = getattr(sop, "name", str(sop)) if sop else "unknown SOP class"
+        if "Image Storage" in name:  # an image class without image attributes: cut short
+            return None, f"truncated or incomplete header: {name} without Rows/Columns"
         return None, f"{_NON_IMAGE_HINT} [{name}]"
     if "SeriesInstanceUID" not in ds:
         return None, "no SeriesInstanceUID"

@@ -159,10 +159,12 @@ def load_model(name: str, device: Any = None) -> tuple[Any, ModelEntry]:
         state = load_file(str(entry.path), device="cpu")
     except Exception as exc:
         raise ModelError(f"model {name!r}: cannot read safetensors {entry.path}: {exc}") from exc
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # missing / unexpected keys or shape mismatches
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
         raise ModelError(f"model {name!r}: weights do not match architecture {entry.architecture!r} "
-                         f"{entry.arch_args}: missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+                         f"{entry.arch_args}: {first}") from exc
     return model.to(dev).eval(), entry
 
 

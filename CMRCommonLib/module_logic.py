@@ -1,0 +1,70 @@
+"""Base of the four modules' Qt-free logic classes (``CMR<Name>Lib.logic``).
+
+A module logic is a plain class given an MRML scene: it owns the module's
+:class:`~CMRCommonLib.study_loader.StudyLoader` (configured with the series kinds the module
+works with), finds the module's inputs among the loaded nodes, and says which of the
+module's capabilities are installed (from :data:`cmrlib.capabilities.CAPABILITIES`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from cmrlib.capabilities import CAPABILITIES, Capability
+from cmrlib.io import SeriesInfo
+from cmrlib.progress import ProgressCallback
+
+from .study_loader import LoadedSeries, SeriesRow, StudyLoader, nodes_of_kind
+
+
+class CMRModuleLogicBase:
+    """Scene-level logic shared by the modules; subclasses set the class attributes."""
+
+    #: Slicer module name, e.g. "CMRMotion" (matches ``Capability.panel``).
+    MODULE_NAME: ClassVar[str] = ""
+    #: Series kinds (cmrlib.io.KINDS) the module works with, most important first.
+    USED_KINDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, scene: Any) -> None:
+        if not self.MODULE_NAME:
+            raise TypeError(f"{type(self).__name__} must set MODULE_NAME")
+        self.scene = scene
+        self.loader = StudyLoader(scene, self.USED_KINDS)
+
+    # ---- study loader ----------------------------------------------------------------
+    def scan(self, folder: str | Path, progress: ProgressCallback | None = None):
+        """Scan a DICOM folder (see :meth:`StudyLoader.scan`)."""
+        return self.loader.scan(folder, progress)
+
+    def series_rows(self) -> list[SeriesRow]:
+        """Rows of the series table, the module's kinds first."""
+        return self.loader.rows()
+
+    def load(self, series: SeriesInfo | int, progress: ProgressCallback | None = None) -> LoadedSeries:
+        """Load a scanned series into the scene (see :meth:`StudyLoader.load`)."""
+        return self.loader.load(series, progress)
+
+    def loaded_nodes(self, kinds: Sequence[str] | None = None) -> list[Any]:
+        """Volume and sequence nodes loaded by the study loader whose kind is in ``kinds``
+        (default: the module's :attr:`USED_KINDS`), in scene order."""
+        kinds = tuple(self.USED_KINDS if kinds is None else kinds)
+        return (nodes_of_kind(self.scene, kinds, "vtkMRMLScalarVolumeNode")
+                + nodes_of_kind(self.scene, kinds, "vtkMRMLSequenceNode"))
+
+    # ---- capabilities ----------------------------------------------------------------
+    def capabilities(self) -> tuple[list[Capability], list[Capability]]:
+        """(installed, coming) capabilities whose panel is this module."""
+        mine = [c for c in CAPABILITIES if c.panel == self.MODULE_NAME]
+        return [c for c in mine if c.available], [c for c in mine if not c.available]
+
+    def capabilities_text(self) -> str:
+        """Plain text for the panel: what the module does now and what is coming."""
+        installed, coming = self.capabilities()
+        lines = ["Now: load a CMR study (DICOM folder) and view its series; "
+                 "multi-frame series (IRW, cine) load as sequences."]
+        if installed:
+            lines.append("Installed, run from the command line for now: "
+                         + "; ".join(f"{c.title} (cmr {c.command})" for c in installed) + ".")
+        if coming:
+            lines.append("Coming in this module: " + "; ".join(c.title for c in coming) + ".")
+        return "\n".join(lines)
