@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import importlib.util
+import json
 from dataclasses import dataclass
 
 #: Environment variable read by :func:`cmrlib.device.pick_device` in the worker process.
@@ -65,11 +66,37 @@ class GpuStatus:
     memory_gb: float | None
 
 
-def probe_gpu() -> GpuStatus:
-    """Query the GPU through :func:`cmrlib.device.gpu_memory_gb` (imports torch: ~3 s).
+#: Code run by ``<python> -c`` in a child process to query the GPU without importing torch
+#: into Slicer's own process (3 s, and an imported torch blocks reinstalling it).
+GPU_PROBE_CODE = (
+    "import importlib.util, json\n"
+    "status = {'torch_installed': importlib.util.find_spec('torch') is not None, 'memory_gb': None}\n"
+    "if status['torch_installed']:\n"
+    "    from cmrlib.device import gpu_memory_gb\n"
+    "    status['memory_gb'] = gpu_memory_gb()\n"
+    "print('CMR-GPU ' + json.dumps(status))\n"
+)
 
-    Does not import torch when it is not installed, so it is safe to call in a Slicer that
-    does not have the PyTorch extension's torch yet.
+
+def gpu_probe_command(python: str) -> list[str]:
+    """Command line that prints the GPU status of ``python``'s environment (see :func:`parse_gpu_probe`)."""
+    return [python, "-c", GPU_PROBE_CODE]
+
+
+def parse_gpu_probe(stdout: str) -> GpuStatus:
+    """The :class:`GpuStatus` printed by :data:`GPU_PROBE_CODE`; raises ValueError if absent."""
+    for line in stdout.splitlines():
+        if line.startswith("CMR-GPU "):
+            data = json.loads(line[len("CMR-GPU "):])
+            memory = data.get("memory_gb")
+            return GpuStatus(bool(data.get("torch_installed")), None if memory is None else float(memory))
+    raise ValueError(f"the GPU probe printed no 'CMR-GPU' line; output was: {stdout[-500:]!r}")
+
+
+def probe_gpu() -> GpuStatus:
+    """Query the GPU in this process through :func:`cmrlib.device.gpu_memory_gb` (imports torch).
+
+    Headless use; the Slicer panel runs :func:`gpu_probe_command` in a child process instead.
     """
     if importlib.util.find_spec("torch") is None:
         return GpuStatus(torch_installed=False, memory_gb=None)

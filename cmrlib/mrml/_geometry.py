@@ -1,8 +1,7 @@
 """The one place where LPS (DICOM/ITK, :class:`cmrlib.Image`) meets RAS (Slicer/MRML).
 
-Slicer's world coordinates are RAS (x to patient Right-to-Left flipped: +x = Right... i.e.
-+x Right, +y Anterior, +z Superior); DICOM, ITK and :class:`~cmrlib.image.Image` use LPS
-(+x Left, +y Posterior, +z Superior). The two differ by negating x and y, so the same
+Slicer's world coordinates are RAS (+x Right, +y Anterior, +z Superior); DICOM, ITK and
+:class:`~cmrlib.image.Image` use LPS (+x Left, +y Posterior, +z Superior). The two differ by negating x and y, so the same
 diagonal matrix converts in both directions. Every other module of :mod:`cmrlib.mrml`
 calls the helpers here instead of flipping signs itself.
 """
