@@ -190,3 +190,18 @@ def test_scan_and_load_never_write(study_dir):
     for s in scan_folder(study_dir).series:
         load_series(s)
     assert tree_snapshot(study_dir) == before
+
+
+def test_series_mixing_magnitude_and_psir_is_split(tmp_path, rng):
+    """Some vendors store the magnitude and PSIR images of one LGE acquisition in one series."""
+    img = Image(rng.uniform(0, 500, (3, 8, 8)).round(), (1.5, 1.5, 8.0))
+    uid = "1.2.826.0.1.3680043.8.498.1"
+    write_dicom_series(img, tmp_path / "a", description="LGE SAX", series_uid=uid,
+                       image_type=("ORIGINAL", "PRIMARY", "M", "NONE"), extra={"InversionTime": 300.0})
+    write_dicom_series(img, tmp_path / "b", description="LGE SAX", series_uid=uid, series_number=1,
+                       image_type=("ORIGINAL", "PRIMARY", "R", "PSIR"), rescale_intercept=-4096,
+                       extra={"InversionTime": 300.0})
+    write_dicom_series(img, tmp_path / "c", description="LGE SAX", series_uid=uid, series_number=1,
+                       image_type=("ORIGINAL", "PRIMARY", "P", "NONE"), extra={"InversionTime": 300.0})
+    kinds = {s.description: s.kind for s in scan_folder(tmp_path).series}
+    assert kinds == {"LGE SAX [magnitude]": "lge_magnitude", "LGE SAX [PSIR]": "lge_psir", "LGE SAX [phase]": "unknown"}

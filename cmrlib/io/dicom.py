@@ -348,7 +348,14 @@ def scan_folder(folder: str | Path, progress: ProgressCallback | None = None) ->
         detail = "; ".join(f"{s.path.name}: {s.reason}" for s in skipped[:5])
         raise DicomError(f"no DICOM image found in {root} ({len(files)} file(s) looked at"
                          + (f"; e.g. {detail}" if detail else "") + ")")
-    series = [_make_series(uid, inst, headers[uid]) for uid, inst in by_series.items()]
+    series = []
+    for uid, inst in by_series.items():
+        for flavour, part in _split_by_flavour(inst).items():
+            s = _make_series(uid, part, headers[uid])
+            if flavour:  # one vendor series holding e.g. magnitude and PSIR/phase images
+                s.description = f"{s.description} [{flavour}]"
+                s.kind, s.subtype, s.kind_reason = _classify(s, _group_slices(part), set(part[0].image_type))
+            series.append(s)
     series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.description))
     return DicomScan(root=root, series=series, skipped=skipped)
 
@@ -356,6 +363,24 @@ def scan_folder(folder: str | Path, progress: ProgressCallback | None = None) ->
 # ---------------------------------------------------------------------------------------
 # grouping and classification
 # ---------------------------------------------------------------------------------------
+def _flavour(inst: InstanceInfo) -> str:
+    """Pixel flavour from ImageType: PSIR, or the value-type field M/P/R/I (magnitude, phase, ...)."""
+    if any("PSIR" in t for t in inst.image_type):
+        return "PSIR"
+    return inst.image_type[2] if len(inst.image_type) > 2 and inst.image_type[2] in ("M", "P", "R", "I") else ""
+
+
+def _split_by_flavour(instances: list[InstanceInfo]) -> dict[str, list[InstanceInfo]]:
+    """{"": all} normally; one part per flavour when a series mixes e.g. magnitude and phase."""
+    parts: dict[str, list[InstanceInfo]] = defaultdict(list)
+    for inst in instances:
+        parts[_flavour(inst)].append(inst)
+    if len(parts) <= 1:
+        return {"": instances}
+    names = {"M": "magnitude", "P": "phase", "R": "real", "I": "imaginary", "PSIR": "PSIR", "": "other"}
+    return {names[k]: v for k, v in parts.items()}
+
+
 def _slice_key(inst: InstanceInfo, normal: np.ndarray | None) -> float:
     if inst.position is not None and normal is not None:
         return round(float(np.dot(inst.position, normal)), 2)
@@ -424,6 +449,8 @@ _MAP_WORDS = re.compile(r"t1\s*_?map|t1map|t1\s*mapping\s*result|moco_t1|\bt1 ma
 
 def _classify(series: SeriesInfo, slices: dict[float, list[InstanceInfo]], itype: set[str]) -> tuple[str, str, str]:
     desc = series.description.lower()
+    if series.instances and all(_flavour(i) == "P" for i in series.instances):
+        return "unknown", "", "phase images (ImageType value type P): not a CMR magnitude series"
     n_ti = max(len(_distinct([i.inversion_time for i in g])) for g in slices.values())
     n_tt = max(len(_distinct([i.trigger_time for i in g], tol=0.1)) for g in slices.values())
     frames = max(len(g) for g in slices.values())
