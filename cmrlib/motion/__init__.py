@@ -1,0 +1,1 @@
+"""CMRMotion algorithms: MOLLI/ShMOLLI T1 and R² fitting, motion correction (MOCOnet, classical)."""
