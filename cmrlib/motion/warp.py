@@ -1,0 +1,48 @@
+"""Displacement fields and warping shared by MOCOnet, the classical baseline and the phantom checks.
+
+Convention (one for the whole project): a DVF for frame k is an array ``[2, row, col]`` of
+*sampling* displacements in pixels, channel 0 along rows, channel 1 along columns. The
+corrected frame is ``corrected(x) = frame(x + dvf(x))`` (backward warping, bilinear).
+A sequence of DVFs is ``[frame, 2, row, col]``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def identity_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Pixel coordinates ``[2, h, w]`` (row, col)."""
+    rows = torch.arange(h, device=device, dtype=dtype)
+    cols = torch.arange(w, device=device, dtype=dtype)
+    return torch.stack(torch.meshgrid(rows, cols, indexing="ij"))
+
+
+def warp_torch(images: torch.Tensor, dvf: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Warp ``images`` [N, C, H, W] by sampling DVFs ``dvf`` [N, 2, H, W] (pixels; see module doc)."""
+    n, _, h, w = images.shape
+    grid = identity_grid(h, w, images.device, images.dtype)[None] + dvf
+    # grid_sample wants (x=col, y=row) normalised to [-1, 1] with align_corners=True
+    norm = torch.stack([2.0 * grid[:, 1] / max(w - 1, 1) - 1.0, 2.0 * grid[:, 0] / max(h - 1, 1) - 1.0], dim=-1)
+    return F.grid_sample(images, norm, mode=mode, padding_mode="border", align_corners=True)
+
+
+def warp_frames(frames: np.ndarray, dvf: np.ndarray) -> np.ndarray:
+    """Warp each frame ``[frame, row, col]`` by its DVF ``[frame, 2, row, col]``; numpy in and out."""
+    img = torch.as_tensor(np.ascontiguousarray(frames), dtype=torch.float32)[:, None]
+    d = torch.as_tensor(np.ascontiguousarray(dvf), dtype=torch.float32)
+    return warp_torch(img, d)[:, 0].numpy()
+
+
+def remove_mean_displacement(dvf: np.ndarray | torch.Tensor):
+    """Subtract the mean over frames (groupwise: only relative motion is defined)."""
+    return dvf - dvf.mean(axis=0, keepdims=True) if isinstance(dvf, np.ndarray) else dvf - dvf.mean(dim=0, keepdim=True)
+
+
+def endpoint_error(dvf: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean end-point error (pixels) between DVF sets ``[frame, 2, row, col]``, within ``mask``."""
+    epe = np.sqrt(((dvf - truth) ** 2).sum(axis=1))  # [frame, row, col]
+    if mask is not None:
+        epe = epe[:, mask.astype(bool)]
+    return float(epe.mean())
