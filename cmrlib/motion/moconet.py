@@ -20,6 +20,8 @@ Where A.1's numbers do not determine a layer, the choice made here:
   is followed by an exact-size bilinear resize;
 * "warping the decoder features by a 14-channel DVF": the decoder channels are split into
   one group per frame and group k is warped by frame k's DVF;
+* A.1 lists concatenated widths of 192, 96 and 64 channels that its own layer list cannot
+  produce; here the concatenation is decoder + encoder channels (256, 128, 64, 32).
 * DVFs are refined coarse to fine: each scale's conv predicts a residual added to the
   upsampled (and rescaled) DVF of the previous scale.
 * Frame counts: ShMOLLI 7, MOLLI 8 and 11 all run through one network with ``frame_slots``

@@ -1,0 +1,74 @@
+"""MOCOnet layer shapes (appendix A.1) and warping conventions."""
+import numpy as np
+import pytest
+import torch
+
+from cmrlib.motion.moconet import MOCOnet, MOCOnetConfig
+from cmrlib.motion.warp import warp_frames
+
+
+def _trace_shapes(model: MOCOnet, x: torch.Tensor) -> dict[str, tuple]:
+    shapes = {}
+    hooks = []
+    for i, block in enumerate(model.enc):
+        hooks.append(block.register_forward_hook(lambda m, a, o, i=i: shapes.__setitem__(f"enc{i + 1}", tuple(o.shape[1:]))))
+    hooks.append(model.bottleneck.register_forward_hook(lambda m, a, o: shapes.__setitem__("bottleneck", tuple(o.shape[1:]))))
+    for i, up in enumerate(model.up):
+        hooks.append(up.register_forward_hook(lambda m, a, o, i=i: shapes.__setitem__(f"up{i + 1}", tuple(o.shape[1:]))))
+    for i, r in enumerate(model.refine):
+        hooks.append(r.register_forward_hook(lambda m, a, o, i=i: shapes.__setitem__(f"dec{i + 1}", tuple(o.shape[1:]))))
+        hooks.append(r.register_forward_pre_hook(lambda m, a, i=i: shapes.__setitem__(f"concat{i + 1}", tuple(a[0].shape[1:]))))
+    with torch.no_grad():
+        scales = model.forward_scales(x)
+    for h in hooks:
+        h.remove()
+    shapes["dvf"] = [tuple(s.shape[1:]) for s in scales]
+    return shapes
+
+
+def test_paper_preset_intermediate_shapes():
+    model = MOCOnet(MOCOnetConfig.preset("paper")).eval()
+    s = _trace_shapes(model, torch.zeros(1, 7, 384, 384))
+    # encoder (channels, H, W) before pooling, then pooled sizes 192 → 64 → 48 → 24
+    assert s["enc1"] == (16, 384, 384) and s["enc2"] == (32, 192, 192)
+    assert s["enc3"] == (64, 64, 64) and s["enc4"] == (128, 48, 48)
+    assert s["bottleneck"] == (256, 24, 24)
+    assert s["up1"] == (128, 48, 48)  # 2×2 stride 2
+    assert s["up3"] == (32, 192, 192) and s["up4"] == (16, 384, 384)  # 3×3 s3, 2×2 s2
+    assert s["concat1"] == (256, 48, 48) and s["concat2"] == (128, 64, 64)
+    assert s["concat3"] == (64, 192, 192) and s["concat4"] == (32, 384, 384)
+    assert s["dec1"] == (128, 48, 48) and s["dec2"] == (64, 64, 64) and s["dec3"] == (32, 192, 192)
+    assert s["dec4"] == (14, 384, 384)  # the 384×384×14 inverse DVF
+    assert s["dvf"] == [(7, 2, 48, 48), (7, 2, 64, 64), (7, 2, 192, 192), (7, 2, 384, 384)]
+
+
+def test_compact_handles_7_8_11_frames_and_removes_mean():
+    model = MOCOnet(MOCOnetConfig.preset("compact")).eval()
+    torch.manual_seed(0)
+    for p in model.refine[-1].parameters():  # non-zero output for the check
+        torch.nn.init.normal_(p, std=0.01)
+    for n in (7, 8, 11):
+        x = torch.zeros(2, 11, 144, 144)
+        x[:, :n] = torch.rand(2, n, 144, 144)
+        present = torch.zeros(2, 11, dtype=torch.bool)
+        present[:, :n] = True
+        with torch.no_grad():
+            dvf = model(x, present)
+        assert dvf.shape == (2, 11, 2, 144, 144)
+        assert torch.allclose(dvf[:, :n].mean(dim=1), torch.zeros(1), atol=1e-5)
+        assert (dvf[:, n:] == 0).all()
+
+
+def test_input_size_checked():
+    with pytest.raises(ValueError, match="multiple of 48"):
+        MOCOnet(input_size=100)
+
+
+def test_warp_convention_shifts_content():
+    """corrected(x) = frame(x + d): a +2-row DVF moves content up by 2 rows."""
+    frame = np.zeros((1, 16, 16), np.float32)
+    frame[0, 8, 5] = 1.0
+    dvf = np.zeros((1, 2, 16, 16), np.float32)
+    dvf[0, 0] = 2.0
+    out = warp_frames(frame, dvf)
+    assert out[0, 6, 5] == pytest.approx(1.0) and out[0, 8, 5] == pytest.approx(0.0)
