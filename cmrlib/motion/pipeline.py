@@ -1,0 +1,138 @@
+"""CMRMotion pipeline: IRW frames → (motion correction) → T1, R² maps and DVFs.
+
+``correct_and_map`` is what the `cmr motion` command, `cmr run` and the Slicer module call.
+Methods: ``moconet`` (bundled phantom-trained compact network), ``classical`` (model-driven
+B-spline registration, :mod:`cmrlib.motion.registration`) or ``none`` (fit only).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..image import Image
+from ..progress import ProgressCallback, report
+from .t1fit import FIT_METHOD, MIN_FRAMES, fit_t1, validate_inversion_times
+
+METHODS = ("moconet", "classical", "none")
+MOCONET_MODEL = "moconet-compact"
+
+
+@dataclass
+class MotionResult:
+    """Outputs on the input grid. ``dvf`` is ``[frame, (slice,) 2, row, col]`` in pixels."""
+
+    method: str
+    corrected: Image  # sequence, frames ordered by TI
+    t1: Image  # ms
+    r2: Image
+    valid: np.ndarray
+    dvf: np.ndarray
+    inversion_times_ms: list[float]
+    seconds: float
+    t1_myocardium_ms: float | None = None
+    r2_myocardium_mean: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "n_frames": len(self.inversion_times_ms),
+            "inversion_times_ms": self.inversion_times_ms, "t1_myocardium_ms": self.t1_myocardium_ms,
+            "r2_myocardium_mean": self.r2_myocardium_mean, "seconds": round(self.seconds, 4),
+            "valid_pixels": int(self.valid.sum()), "fit": FIT_METHOD, "notes": self.notes,
+        }
+
+
+def check_irw(image: Image) -> list[float]:
+    """Inversion times (ms) of an IRW sequence, or InputError saying what was passed instead."""
+    kind = image.meta.get("kind")
+    if not image.is_sequence:
+        what = "a T1 map" if kind == "t1map" else f"a single-frame volume ({kind or 'no kind'})"
+        raise InputError(f"expected IRW frames (a sequence with an InversionTime per frame); got {what}")
+    if kind not in (None, "irw"):
+        raise InputError(f"expected IRW frames; got a {kind} series ({image.meta.get('SeriesDescription', '')!r})")
+    if image.n_frames < MIN_FRAMES:
+        raise InputError(f"T1 mapping needs at least {MIN_FRAMES} IRW frames; this series has {image.n_frames}")
+    tis = validate_inversion_times(image.frame_values("InversionTime"), image.n_frames)
+    frames = image.frames()
+    if not np.isfinite(frames).all():
+        raise InputError("IRW frames contain NaN or infinite values")
+    zero = [k for k in range(image.n_frames) if not np.any(frames[k])]
+    if zero:
+        raise InputError(f"IRW frame(s) {zero} are all zero")
+    return tis.tolist()
+
+
+def _moconet_correct(frames: np.ndarray, tis: list[float], device: str | None) -> tuple[np.ndarray, np.ndarray]:
+    from ..models import load_model
+    from .moconet_infer import correct_frames
+    model, _ = load_model(MOCONET_MODEL, device=device)
+    return correct_frames(model, frames, tis)
+
+
+def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | None = None,
+                    device: str | None = None, progress: ProgressCallback | None = None) -> MotionResult:
+    """Motion-correct the IRW sequence (per slice) and fit T1 / R² maps.
+
+    ``mask``: optional myocardium mask on the frame grid ``[slice, row, col]`` (or
+    ``[row, col]`` for one slice); when given, ``t1_myocardium_ms`` is the median T1 and
+    ``r2_myocardium_mean`` the mean R² over valid mask pixels.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown motion-correction method {method!r}; expected one of {', '.join(METHODS)}")
+    tis = check_irw(irw)
+    frames_all = irw.frames().astype(np.float32)  # [frame, slice, row, col]
+    n, n_slices = frames_all.shape[:2]
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.size != int(np.prod(irw.spatial_shape)):
+            raise InputError(f"mask shape {mask.shape} does not match the IRW frame grid {irw.spatial_shape}")
+        mask = mask.astype(bool).reshape(irw.spatial_shape)
+    order = np.argsort(tis)
+    tis_sorted = [tis[k] for k in order]
+    frames_all = frames_all[order]
+    t0 = time.perf_counter()
+    corrected = np.empty_like(frames_all)
+    dvf = np.zeros((n, n_slices, 2, *frames_all.shape[2:]), np.float32)
+    t1 = np.zeros(irw.spatial_shape, np.float32)
+    r2 = np.zeros_like(t1)
+    valid = np.zeros(irw.spatial_shape, bool)
+    for s in range(n_slices):
+        report(progress, f"motion ({method})", s, n_slices, f"slice {s + 1}/{n_slices}")
+        frames = frames_all[:, s]
+        if method == "moconet":
+            corrected[:, s], dvf[:, s] = _moconet_correct(frames, tis_sorted, device)
+        elif method == "classical":
+            from .registration import register_irw_classical
+            corrected[:, s], dvf[:, s] = register_irw_classical(frames, tis_sorted)
+        else:
+            corrected[:, s] = frames
+        fit = fit_t1(corrected[:, s], tis_sorted)
+        t1[s], r2[s], valid[s] = fit.t1, fit.r2, fit.valid
+    report(progress, f"motion ({method})", n_slices, n_slices, "done")
+    seconds = time.perf_counter() - t0
+    frame_meta = [dict(irw.frame_meta[k]) for k in order] if irw.frame_meta else [{"InversionTime": t} for t in tis_sorted]
+    seq_array = corrected[:, 0] if irw.array.ndim == 3 else corrected
+    meta = dict(irw.meta, kind="irw", motion_correction=method)
+    corrected_img = Image(seq_array, irw.spacing, irw.origin, irw.direction, True, meta, frame_meta)
+    map_meta = {k: v for k, v in irw.meta.items() if k in ("SeriesInstanceUID", "StudyInstanceUID", "SeriesDescription",
+                                                            "MagneticFieldStrength", "PatientID")}
+    t1_img = Image(t1, irw.spacing, irw.origin, irw.direction, False, dict(map_meta, kind="t1map", units="ms",
+                                                                           motion_correction=method))
+    r2_img = Image(r2, irw.spacing, irw.origin, irw.direction, False, dict(map_meta, kind="r2map", motion_correction=method))
+    result = MotionResult(method, corrected_img, t1_img, r2_img, valid,
+                          dvf[:, 0] if n_slices == 1 else dvf, tis_sorted, seconds)
+    if mask is not None:
+        sel = mask & valid
+        if sel.any():
+            result.t1_myocardium_ms = float(np.median(t1[sel]))
+            result.r2_myocardium_mean = float(r2[sel].mean())
+        else:
+            result.notes.append("the myocardium mask holds no validly fitted pixel")
+    if method == "moconet":
+        from ..models import PHANTOM_NOTICE
+        result.notes.append(f"MOCOnet: {PHANTOM_NOTICE}")
+    return result
