@@ -50,15 +50,34 @@ def decode(text: str | None) -> Any:
         return text
 
 
-def set_meta(node, meta: dict[str, Any], prefix: str = PREFIX) -> None:  # noqa: ANN001 - vtkMRMLNode
-    """Replace all ``prefix``-attributes of ``node`` with ``meta`` (stale keys are removed)."""
-    for name in list(node.GetAttributeNames() or ()):
-        if name.startswith(prefix):
-            node.RemoveAttribute(name)
+def encode_meta(meta: dict[str, Any], prefix: str = PREFIX) -> dict[str, str]:
+    """``{prefix + key: JSON text}`` for ``meta``; raises InputError before anything is changed."""
+    if not isinstance(meta, dict):
+        raise InputError(f"metadata must be a dict; got {type(meta).__name__}")
+    out: dict[str, str] = {}
     for key, value in meta.items():
         if not isinstance(key, str) or not key:
             raise InputError(f"metadata keys must be non-empty strings; got {key!r}")
-        node.SetAttribute(prefix + key, encode(value, key))
+        if ":" in key or ";" in key:
+            # The .mrml file writes attributes as "name:value;name:value" and escapes the
+            # values only, so such a key would come back split into another key.
+            raise InputError(f"metadata key {key!r} contains ':' or ';', which MRML attribute names cannot hold")
+        out[prefix + key] = encode(value, key)
+    return out
+
+
+def set_meta(node, meta: dict[str, Any] | dict[str, str], prefix: str = PREFIX,  # noqa: ANN001 - vtkMRMLNode
+             encoded: bool = False) -> None:
+    """Replace all ``prefix``-attributes of ``node`` with ``meta`` (stale keys are removed).
+
+    ``encoded=True`` takes the output of :func:`encode_meta` (validated beforehand).
+    """
+    attributes = meta if encoded else encode_meta(meta, prefix)
+    for name in list(node.GetAttributeNames() or ()):
+        if name.startswith(prefix):
+            node.RemoveAttribute(name)
+    for name, text in attributes.items():
+        node.SetAttribute(name, text)
 
 
 def get_meta(node, prefix: str = PREFIX) -> dict[str, Any]:  # noqa: ANN001 - vtkMRMLNode

@@ -1,9 +1,9 @@
 """The one place where LPS (DICOM/ITK, :class:`cmrlib.Image`) meets RAS (Slicer/MRML).
 
 Slicer's world coordinates are RAS (+x Right, +y Anterior, +z Superior); DICOM, ITK and
-:class:`~cmrlib.image.Image` use LPS (+x Left, +y Posterior, +z Superior). The two differ by negating x and y, so the same
-diagonal matrix converts in both directions. Every other module of :mod:`cmrlib.mrml`
-calls the helpers here instead of flipping signs itself.
+:class:`~cmrlib.image.Image` use LPS (+x Left, +y Posterior, +z Superior). The two differ by
+negating x and y, so the same diagonal matrix converts in both directions. Every other
+module of :mod:`cmrlib.mrml` calls the helpers here instead of flipping signs itself.
 """
 from __future__ import annotations
 

@@ -15,11 +15,13 @@ from typing import Any
 import slicer
 import vtk
 
+from ..errors import InputError
+
 # Logics of the scenes made by new_scene(), by scene address. The logics hold the scene
 # (vtkMRMLAbstractLogic keeps a counted reference), so the scene cannot hold them back
 # without a reference cycle that would leak every scene with all its image data. Instead a
 # weakref finalizer on the Python scene object releases them when the caller drops the scene.
-_LOGICS: dict[str, "_SceneLogics"] = {}
+_LOGICS: dict[str, _SceneLogics] = {}
 
 
 class _SceneLogics:
@@ -56,16 +58,19 @@ class _SceneLogics:
         self.modules[name] = logic
 
     def release(self) -> None:
-        """Unregister the module logics and let them go, then detach the application logic.
+        """Detach the module logics, then the application logic, so the scene can be freed even
+        if someone still holds a logic.
 
-        Module logics are freed by dropping the last reference rather than by
-        ``SetMRMLScene(None)``: their destructors detach them just the same, while an
-        explicit detach of the Segmentations logic logs a spurious subject-hierarchy warning.
+        The Segmentations logic is the exception: detaching it explicitly logs a spurious
+        "GetSubjectHierarchyNode: Invalid scene given" warning, while its destructor (run when
+        the last reference here goes) detaches it quietly.
         """
         _LOGICS.pop(self.key, None)
         for name in reversed(list(self.modules)):
+            logic = self.modules.pop(name)
             self.app.SetModuleLogic(name, None)
-            del self.modules[name]
+            if name != "Segmentations":
+                logic.SetMRMLScene(None)
         self.app.SetMRMLScene(None)
 
 
@@ -106,3 +111,22 @@ def module_logic(scene: slicer.vtkMRMLScene, name: str) -> Any | None:
         except AttributeError:  # an application without a reachable application logic
             return None
     return None
+
+
+def check_scene(scene: Any) -> None:
+    """Raise InputError unless ``scene`` is a vtkMRMLScene (a common slip: passing a node)."""
+    if scene is None or not hasattr(scene, "IsA") or not scene.IsA("vtkMRMLScene"):
+        raise InputError(f"a vtkMRMLScene is needed; got {type(scene).__name__}")
+
+
+def add_new_node(scene: slicer.vtkMRMLScene, class_name: str, name: str) -> Any:
+    """A new node of ``class_name`` named ``name``, added to ``scene``.
+
+    Unlike ``scene.AddNewNodeByClass`` this does not need the class to be registered with
+    the scene (a bare ``vtkMRMLScene()`` knows no markups or sequence nodes until their
+    module logic registers them), so the adapters also work on a scene without logics.
+    """
+    node = getattr(slicer, class_name)()
+    node.SetName(name)
+    scene.AddNode(node)
+    return node

@@ -8,12 +8,8 @@ import vtk
 from ..errors import InputError
 from ..image import Image
 from . import _attributes, _geometry
-from ._arrays import array_from_image_data, image_data_from_array
-
-
-def _check_scene(scene: slicer.vtkMRMLScene) -> None:
-    if scene is None or not scene.IsA("vtkMRMLScene"):
-        raise InputError(f"a vtkMRMLScene is needed; got {type(scene).__name__}")
+from ._arrays import array_from_image_data, image_data_from_array, vtk_ready
+from .scene import add_new_node, check_scene
 
 
 def set_volume_content(node: slicer.vtkMRMLVolumeNode, array: np.ndarray, spacing: tuple[float, ...],
@@ -64,14 +60,17 @@ def volume_node_from_image(scene: slicer.vtkMRMLScene, image: Image, name: str,
     also a label-map volume node) is updated in place and its ``CMR.`` attributes replaced;
     it is renamed to ``name`` unless ``name`` is empty. Display nodes are created when missing.
     """
-    _check_scene(scene)
+    check_scene(scene)
     if not isinstance(image, Image):
         raise InputError(f"volume_node_from_image needs a cmrlib Image; got {type(image).__name__}")
     if image.is_sequence:
         raise InputError(f"'{name}' is a sequence of {image.n_frames} frames; use sequence_node_from_image "
                          "for sequences (or pass one frame: image.frame(k))")
+    # Everything that can refuse the input runs before the scene is touched.
+    meta = _attributes.encode_meta(image.meta)
+    vtk_ready(image.array, f"volume '{name}'")
     if node is None:
-        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name or "Volume")
+        node = add_new_node(scene, "vtkMRMLScalarVolumeNode", name or "Volume")
     else:
         if not node.IsA("vtkMRMLScalarVolumeNode"):
             raise InputError(f"node '{node.GetName()}' is a {node.GetClassName()}; a scalar volume node was expected")
@@ -84,7 +83,7 @@ def volume_node_from_image(scene: slicer.vtkMRMLScene, image: Image, name: str,
     was_modifying = node.StartModify()
     try:
         set_volume_content(node, image.array, image.spacing, image.origin, image.direction, f"volume '{name}'")
-        _attributes.set_meta(node, image.meta)
+        _attributes.set_meta(node, meta, encoded=True)
     finally:
         node.EndModify(was_modifying)
     if node.GetDisplayNode() is None:
