@@ -18,6 +18,7 @@ live in :mod:`CMRCommonLib.widgets`.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,10 @@ from packaging.version import InvalidVersion, Version
 
 #: Distributions a module requirements file must never list, with the reason shown to the user.
 FORBIDDEN: dict[str, str] = {
-    "torch": "PyTorch is provided by the PyTorch extension (SlicerPyTorch), which installs the build that matches the GPU driver",
-    "torchvision": "the PyPI torchvision wheel is a CUDA build that does not load with a CPU torch; cmrlib does not use it",
+    "torch": ("PyTorch is provided by the PyTorch extension (SlicerPyTorch), "
+              "which installs the build that matches the GPU driver"),
+    "torchvision": ("the PyPI torchvision wheel is a CUDA build that does not load with a CPU torch; "
+                    "cmrlib does not use it"),
     "slicer-core": "the Slicer application provides the MRML libraries",
     "vtk": "the Slicer application ships its own VTK",
     "pyside6": "the Slicer application ships its own Qt",
@@ -121,6 +124,7 @@ def missing_requirements(
     ship some). Extras are not followed: ``pkg[extra]`` is satisfied by ``pkg`` itself.
     ``version_of(name)`` returns the installed version or None (injectable for tests).
     """
+    importlib.invalidate_caches()  # see distributions pip has just installed into this process's paths
     env = dict(default_environment())
     if environment:
         env.update(environment)

@@ -36,7 +36,7 @@ class DeviceChoice(enum.Enum):
         }[self]
 
     @classmethod
-    def from_value(cls, value: str | "DeviceChoice" | None) -> "DeviceChoice":
+    def from_value(cls, value: str | DeviceChoice | None) -> DeviceChoice:
         """Parse ``auto`` / ``cpu`` / ``cuda`` (also ``gpu`` and enum names); None means AUTO."""
         if isinstance(value, DeviceChoice):
             return value

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from cmrlib.capabilities import CAPABILITIES, Capability
-from cmrlib.io import SeriesInfo
+from cmrlib.io import DicomScan, SeriesInfo
 from cmrlib.progress import ProgressCallback
 
 from .study_loader import LoadedSeries, SeriesRow, StudyLoader, nodes_of_kind
@@ -32,8 +32,9 @@ class CMRModuleLogicBase:
         self.loader = StudyLoader(scene, self.USED_KINDS)
 
     # ---- study loader ----------------------------------------------------------------
-    def scan(self, folder: str | Path, progress: ProgressCallback | None = None):
-        """Scan a DICOM folder (see :meth:`StudyLoader.scan`)."""
+    def scan(self, folder: str | Path, progress: ProgressCallback | None = None) -> DicomScan:
+        """Scan a DICOM folder (see :meth:`StudyLoader.scan`); ``progress(phase, done, total,
+        message)`` is called per file."""
         return self.loader.scan(folder, progress)
 
     def series_rows(self) -> list[SeriesRow]:
@@ -46,10 +47,19 @@ class CMRModuleLogicBase:
 
     def loaded_nodes(self, kinds: Sequence[str] | None = None) -> list[Any]:
         """Volume and sequence nodes loaded by the study loader whose kind is in ``kinds``
-        (default: the module's :attr:`USED_KINDS`), in scene order."""
+        (default: the module's :attr:`USED_KINDS`), grouped in the order of ``kinds``."""
         kinds = tuple(self.USED_KINDS if kinds is None else kinds)
-        return (nodes_of_kind(self.scene, kinds, "vtkMRMLScalarVolumeNode")
-                + nodes_of_kind(self.scene, kinds, "vtkMRMLSequenceNode"))
+        return [node for kind in kinds for node in
+                nodes_of_kind(self.scene, [kind], "vtkMRMLScalarVolumeNode")
+                + nodes_of_kind(self.scene, [kind], "vtkMRMLSequenceNode")]
+
+    def loaded_volumes(self, kinds: Sequence[str]) -> list[Any]:
+        """Scalar volume nodes (single-frame series) of ``kinds``, grouped in that order."""
+        return [n for n in self.loaded_nodes(kinds) if n.IsA("vtkMRMLScalarVolumeNode")]
+
+    def loaded_sequences(self, kinds: Sequence[str]) -> list[Any]:
+        """Sequence nodes (multi-frame series) of ``kinds``, grouped in that order."""
+        return [n for n in self.loaded_nodes(kinds) if n.IsA("vtkMRMLSequenceNode")]
 
     # ---- capabilities ----------------------------------------------------------------
     def capabilities(self) -> tuple[list[Capability], list[Capability]]:

@@ -55,7 +55,7 @@ class ProgressEvent:
         return min(1.0, max(0.0, self.done / self.total))
 
     @classmethod
-    def from_line(cls, line: str) -> "ProgressEvent | None":
+    def from_line(cls, line: str) -> ProgressEvent | None:
         """The event of a ``CMR-PROGRESS`` line, or None for any other line."""
         data = parse_progress_line(line.rstrip("\r\n"))
         if data is None:
@@ -174,7 +174,7 @@ class SubprocessRunner:
         self.on_log = on_log
         self.terminate_grace_s = float(terminate_grace_s)
         self._process: subprocess.Popen[str] | None = None
-        self._queue: "queue.Queue[tuple[str, object]]" = queue.Queue()
+        self._queue: queue.Queue[tuple[str, object]] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._stdout: list[str] = []
         self._stderr: list[str] = []

@@ -31,8 +31,9 @@ SHORT_KIND_LABELS: dict[str, str] = {
 }
 #: Columns of the series table, in order.
 SERIES_COLUMNS: tuple[str, ...] = ("Kind", "Description", "Series", "Slices x frames", "TI (ms)")
-#: Node attribute names written on loaded nodes (the DICOM facts a module needs to find its inputs).
-ATTRIBUTE_PREFIX = "CMR."
+#: Attribute prefix of the series metadata that cmrlib.mrml stores on volume and sequence
+#: nodes (``CMR.<key>`` = JSON), e.g. ``CMR.kind``, ``CMR.SeriesInstanceUID``.
+META_PREFIX = "CMR."
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,10 @@ class StudyLoader:
         """Scan ``folder`` (recursively, headers only). Raises :class:`cmrlib.errors.InputError`
         (or its subclass ``DicomError``) when the folder is missing or holds no DICOM image;
         the previous scan is kept in that case."""
+        if isinstance(folder, str) and not folder.strip():
+            raise InputError("expected an existing DICOM folder; got an empty path")
         folder = Path(folder)
-        if not str(folder).strip() or not folder.is_dir():
+        if not folder.is_dir():
             raise InputError(f"expected an existing DICOM folder; got {str(folder)!r}")
         self._scan = scan_folder(folder, progress)
         return self._scan
@@ -188,10 +191,11 @@ class StudyLoader:
         """Read ``series`` (or the scanned series with that index) and add it to the scene.
 
         A volume for single-frame series; a sequence (with a browser and a proxy volume) for
-        multi-frame series, with the per-frame metadata stored by :mod:`cmrlib.mrml`. The
-        volume or sequence node gets ``CMR.*`` attributes (SeriesInstanceUID, kind, subtype,
-        description, series number) so that module logic can find its inputs. Nothing is
-        added to the scene when reading fails.
+        multi-frame series. :mod:`cmrlib.mrml` stores the series metadata (SeriesInstanceUID,
+        kind, subtype, description, series number, ...) as ``CMR.<key>`` attributes of the
+        volume or sequence node and the per-frame metadata (InversionTime, TriggerTime in ms)
+        with the frames, so module logic can find and check its inputs. Nothing is added to
+        the scene when reading fails.
         """
         from cmrlib import mrml
 
@@ -204,35 +208,24 @@ class StudyLoader:
         if image.is_sequence:
             node = mrml.sequence_node_from_image(self.scene, image, unique)
             browser = mrml.browser_node_for(node)
-            display = browser.GetProxyNode(node) if browser is not None else None
+            display = mrml.proxy_node_for(node)
         else:
             node = mrml.volume_node_from_image(self.scene, image, unique)
             browser = None
             display = node
-        set_series_attributes(node, info)
         return LoadedSeries(series=info, node=node, display_node=display, browser_node=browser,
                             n_frames=image.n_frames, warnings=list(image.meta.get("warnings", [])))
 
 
-def set_series_attributes(node: Any, series: SeriesInfo) -> None:
-    """Write the series identity on ``node`` as ``CMR.*`` string attributes."""
-    values = {
-        "SeriesInstanceUID": series.series_uid,
-        "StudyInstanceUID": series.study_uid,
-        "SeriesDescription": series.description,
-        "SeriesNumber": "" if series.series_number is None else str(series.series_number),
-        "Kind": series.kind,
-        "Subtype": series.subtype,
-    }
-    for key, value in values.items():
-        node.SetAttribute(ATTRIBUTE_PREFIX + key, value)
-
-
 def series_kind_of(node: Any) -> str:
-    """The cmrlib kind stored on a loaded node ('' for nodes not loaded by the study loader)."""
+    """The cmrlib kind (``irw``, ``lge_psir``, ...) of a node loaded by the study loader, read
+    from the series metadata :mod:`cmrlib.mrml` stores as JSON ``CMR.<key>`` attributes;
+    '' for other nodes."""
     if node is None:
         return ""
-    return node.GetAttribute(ATTRIBUTE_PREFIX + "Kind") or ""
+    from cmrlib.mrml import node_meta  # lazy: cmrlib's dependencies may be installed on first use
+    value = node_meta(node).get("kind", "")
+    return value if isinstance(value, str) else ""
 
 
 def nodes_of_kind(scene: Any, kinds: Sequence[str], class_name: str = "vtkMRMLNode") -> list[Any]:

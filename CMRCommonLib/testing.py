@@ -159,6 +159,8 @@ def check_load(tc: unittest.TestCase, logic: Any, study: SyntheticStudy) -> dict
     times for IRW and cine. Returns the :class:`LoadedSeries` by kind."""
     from cmrlib.mrml import image_from_sequence_node
 
+    from .study_loader import series_kind_of
+
     if logic.loader.scan_result is None:
         logic.scan(study.folder)
     by_kind = {s.kind: i for i, s in enumerate(logic.loader.series)}
@@ -167,7 +169,7 @@ def check_load(tc: unittest.TestCase, logic: Any, study: SyntheticStudy) -> dict
     lge = logic.load(by_kind["lge_psir"])
     tc.assertFalse(lge.is_sequence)
     tc.assertTrue(lge.node.IsA("vtkMRMLScalarVolumeNode"))
-    tc.assertEqual(lge.node.GetAttribute("CMR.Kind"), "lge_psir")
+    tc.assertEqual(series_kind_of(lge.node), "lge_psir")
     tc.assertEqual(lge.node.GetAttribute("CMR.SeriesNumber"), "5")
     tc.assertTrue(lge.node.GetName().startswith("5: LGE PSIR"))
     check_volume_node(tc, lge.node, 3)
@@ -180,7 +182,7 @@ def check_load(tc: unittest.TestCase, logic: Any, study: SyntheticStudy) -> dict
         tc.assertTrue(result.node.IsA("vtkMRMLSequenceNode"))
         tc.assertEqual(result.node.GetNumberOfDataNodes(), expected.n_frames)
         tc.assertEqual(result.n_frames, expected.n_frames)
-        tc.assertEqual(result.node.GetAttribute("CMR.Kind"), kind)
+        tc.assertEqual(series_kind_of(result.node), kind)
         tc.assertIsNotNone(result.display_node)
         check_volume_node(tc, result.node.GetNthDataNode(0), expected.n_slices, frame=0)
         image = image_from_sequence_node(result.node)

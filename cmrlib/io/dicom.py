@@ -575,14 +575,15 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None) ->
     row_dir, col_dir = first.orientation[:3], first.orientation[3:]
     normal = np.cross(row_dir, col_dir)
     positions = np.array([g[0].position for g in ordered])
+    warnings: list[str] = []  # geometry facts worth reporting; the SeriesInfo is left untouched
     if len(ordered) > 1:
         steps = np.diff(positions @ normal)
         dz = float(np.median(steps))
         if np.ptp(steps) > 0.01 * abs(dz) + 1e-3:
-            series.problems.append(f"irregular slice spacing {np.round(steps, 3).tolist()} mm; median used")
+            warnings.append(f"irregular slice spacing {np.round(steps, 3).tolist()} mm; median used")
         along = positions[-1] - positions[0]
         if np.linalg.norm(np.cross(along / np.linalg.norm(along), normal)) > 1e-3:
-            series.problems.append("slice positions are not along the slice normal (gantry tilt / shear)")
+            warnings.append("slice positions are not along the slice normal (gantry tilt / shear)")
     else:
         dz = first.slice_thickness or 1.0
     spacing = (first.pixel_spacing[1], first.pixel_spacing[0], abs(dz) if dz else 1.0)
@@ -594,8 +595,6 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None) ->
         "ImageType": list(first.image_type), "SliceThickness": first.slice_thickness,
         "SliceLocations": [float(p @ normal) for p in positions], **series.header,
     }
-    warnings = [p for p in series.problems]
-    series.problems.clear()  # those were warnings found while loading, not blockers
     if warnings:
         meta["warnings"] = warnings
     frame_meta = [{

@@ -18,6 +18,7 @@ rows (list of dicts)            vtkMRMLTableNode
 """
 from __future__ import annotations
 
+from ._attributes import get_meta as node_meta
 from ._geometry import LPS_TO_RAS, lps_to_ras, ras_to_lps
 from .markups import markups_node_from_points, points_from_markups_node
 from .scene import add_new_node, module_logic, new_scene
@@ -37,5 +38,5 @@ __all__ = [
     "table_node_from_rows", "rows_from_table_node",
     "save_node", "load_node", "load_volume", "load_segmentation", "load_markups", "load_table", "load_sequence",
     "save_scene", "load_scene",
-    "LPS_TO_RAS", "lps_to_ras", "ras_to_lps",
+    "LPS_TO_RAS", "lps_to_ras", "ras_to_lps", "node_meta",
 ]

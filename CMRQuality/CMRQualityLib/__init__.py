@@ -1,0 +1,1 @@
+"""Qt-free logic of the CMRQuality module (runs headless on the slicer-core wheel)."""

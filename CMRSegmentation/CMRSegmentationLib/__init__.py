@@ -1,0 +1,1 @@
+"""Qt-free logic of the CMRSegmentation module (runs headless on the slicer-core wheel)."""

@@ -1,0 +1,27 @@
+"""CMRSegmentation logic (Qt-free): the module's inputs in an MRML scene.
+
+CMRSegmentation segments the LV myocardium with the QCD ensemble (predicted Dice, QC flag),
+places the anterior RV insertion point and LV centre (AHA 16 segments) and quantifies scar
+by LGE-cine fusion (methods/qcd.md, landmarks.md, scar-fusion.md). Its inputs are cine
+sequences (TriggerTime per frame, ms), LGE volumes and T1 maps loaded by the study loader.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from CMRCommonLib.module_logic import CMRModuleLogicBase
+
+
+class SegmentationLogic(CMRModuleLogicBase):
+    """CMRSegmentation logic on ``scene`` (``slicer.mrmlScene`` or ``cmrlib.mrml.new_scene()``)."""
+
+    MODULE_NAME = "CMRSegmentation"
+    USED_KINDS = ("cine", "lge_psir", "lge_magnitude", "t1map")
+
+    def cine_sequences(self) -> list[Any]:
+        """Cine sequence nodes loaded by the study loader, in scene order."""
+        return self.loaded_sequences(["cine"])
+
+    def lge_volumes(self) -> list[Any]:
+        """LGE volume nodes (PSIR first, then magnitude) loaded by the study loader."""
+        return self.loaded_volumes(["lge_psir", "lge_magnitude"])
