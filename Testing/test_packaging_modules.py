@@ -220,7 +220,7 @@ def test_top_level_cmakelists_installs_the_python_packages_and_models():
     assert "INSTALL_DIR ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}" in call and "NO_INSTALL_SUBDIR" in call
     scripts, resources = _top_level_globs()
     assert scripts == ["cmrlib/*.py", "CMRCommonLib/*.py"]
-    assert "Resources/Models/*" in resources
+    assert "Resources/Models/*" in resources and "Resources/SampleData/*" in resources
     assert (ROOT / "Resources" / "Models" / "manifest.json").is_file()
 
 
@@ -228,7 +228,7 @@ def test_top_level_globs_cover_every_package_file():
     """A data file added to cmrlib/ or CMRCommonLib/ must be matched by a glob to be installed."""
     scripts, resources = _top_level_globs()
     patterns = scripts + resources
-    for folder in ("cmrlib", "CMRCommonLib", "Resources/Models"):
+    for folder in ("cmrlib", "CMRCommonLib", "Resources/Models", "Resources/SampleData"):
         for path in (ROOT / folder).rglob("*"):
             if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue

@@ -137,10 +137,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     study = out / "study"
     if study.exists():  # a previous demo's extracted copy; outputs beside it are rewritten
         shutil.rmtree(study)
-    extract_bundled_study(study)
+    dicom = extract_bundled_study(study)
     print(f"bundled phantom study extracted to {study} (synthetic data; results of bundled models are "
           f"phantom-trained demonstrations, not for clinical use)")
-    summary = run_study(study, out / "results", make_progress(args))
+    summary = run_study(dicom, out / "results", make_progress(args))
     _print_run_summary(summary)
     return EXIT_OK
 

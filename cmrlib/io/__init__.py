@@ -3,10 +3,10 @@ and NRRD / NIfTI / MHA files."""
 from .dicom import (KIND_LABELS, KINDS, DicomScan, InstanceInfo, SeriesInfo, SkippedFile,
                     load_series, scan_folder)
 from .dicom_write import StudyInfo, write_dicom_series
-from .files import from_sitk, read_image, to_sitk, write_image
+from .files import from_sitk, read_image, to_sitk, write_displacement_sequence, write_image
 
 __all__ = [
     "KINDS", "KIND_LABELS", "DicomScan", "InstanceInfo", "SeriesInfo", "SkippedFile",
     "scan_folder", "load_series", "StudyInfo", "write_dicom_series",
-    "read_image", "write_image", "to_sitk", "from_sitk",
+    "read_image", "write_image", "to_sitk", "from_sitk", "write_displacement_sequence",
 ]

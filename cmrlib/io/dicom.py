@@ -25,13 +25,15 @@ from ..errors import DicomError, InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
 
-KINDS = ("cine", "irw", "t1map", "lge_psir", "lge_magnitude", "unknown")
+KINDS = ("cine", "irw", "t1map", "lge_psir", "lge_magnitude", "la_lge", "vne", "unknown")
 KIND_LABELS = {
     "cine": "cine",
     "irw": "IRW (T1 inversion-recovery frames)",
     "t1map": "T1 map",
     "lge_psir": "LGE PSIR",
     "lge_magnitude": "LGE magnitude",
+    "la_lge": "left-atrial 3D LGE",
+    "vne": "VNE (virtual native enhancement)",
     "unknown": "unknown",
 }
 #: SOP classes that never hold an image we can use (reports, presentation states, ...).
@@ -461,6 +463,11 @@ def _classify(series: SeriesInfo, slices: dict[float, list[InstanceInfo]], itype
     if itype & {"T1 MAP", "T1MAP", "MAP", "T1"} and ("MAP" in " ".join(itype)) or _MAP_WORDS.search(desc):
         why = "ImageType contains MAP" if "MAP" in " ".join(itype) else "description names a T1 map"
         return "t1map", "", why + (f"; {n_ti} InversionTime value(s)" if n_ti else "")
+    if re.search(r"\bvne\b|virtual native", desc):
+        return "vne", "", "description names VNE (virtual native enhancement, LGE-like native contrast)"
+    three_d = series.header.get("MRAcquisitionType", "").upper() == "3D"
+    if three_d and (_LGE_WORDS.search(desc) or n_ti == 1) and re.search(r"\bla\b|atri|af\b|fibrosis|3d", desc):
+        return "la_lge", "", "3-D inversion-recovery acquisition described as left-atrial / 3D LGE"
     psir = any("PSIR" in t for t in itype) or "psir" in desc
     magnitude_word = re.search(r"\bmag\b|magn|_mag", desc) is not None
     if psir and not magnitude_word:
@@ -488,7 +495,7 @@ def _make_series(uid: str, instances: list[InstanceInfo], ds: pydicom.Dataset) -
         patient_id=str(getattr(ds, "PatientID", "") or ""),
     )
     s.header = {k: str(getattr(ds, k)) for k in ("PatientName", "StudyDate", "StudyDescription",
-                                                   "Manufacturer", "FrameOfReferenceUID")
+                                                   "Manufacturer", "FrameOfReferenceUID", "MRAcquisitionType")
                 if getattr(ds, k, None) not in (None, "")}
     sizes = Counter((i.rows, i.cols) for i in instances)
     s.rows, s.cols = sizes.most_common(1)[0][0]

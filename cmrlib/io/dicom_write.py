@@ -125,7 +125,8 @@ def write_dicom_series(
         for s in range(n_slices):
             instance += 1
             position = np.asarray(image.origin) + s * image.spacing[2] * normal
-            ds = _base_dataset(study, series_uid, description, series_number, instance, extra)
+            ds = _base_dataset(study, series_uid, description, series_number, instance, extra,
+                               sop_uid=_uid(series_uid, instance))
             ds.ImageType = list(fmeta.get("ImageType", series_type))
             ds.ImagePositionPatient = [_ds(v) for v in position]
             ds.ImageOrientationPatient = [_ds(v) for v in (*col_dir, *row_dir)]
@@ -144,7 +145,8 @@ def write_dicom_series(
             ds.RescaleSlope = _ds(rescale_slope)
             ds.RescaleIntercept = _ds(rescale_intercept)
             ds.RescaleType = "US"
-            ds.WindowCenter, ds.WindowWidth = _ds(window[0]), _ds(window[1])
+            if "WindowCenter" not in (extra or {}):  # a caller-set window (e.g. PSIR) wins
+                ds.WindowCenter, ds.WindowWidth = _ds(window[0]), _ds(window[1])
             ds.TemporalPositionIdentifier = f + 1
             ds.NumberOfTemporalPositions = n_frames
             for key, value in fmeta.items():
@@ -164,8 +166,9 @@ def _window(frames: np.ndarray) -> tuple[float, float]:
 
 
 def _base_dataset(study: StudyInfo, series_uid: str, description: str, series_number: int,
-                  instance: int, extra: dict[str, Any] | None) -> Dataset:
-    sop_uid = _uid()
+                  instance: int, extra: dict[str, Any] | None, sop_uid: str) -> Dataset:
+    """Patient/study/series/instance modules; SOP UID derived from the series UID and the
+    instance number, so the same series writes byte-identical files (reproducible zips)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
     meta.MediaStorageSOPInstanceUID = sop_uid

@@ -102,9 +102,13 @@ def write_image(image: Image, path: str | Path, compress: bool = True) -> Path:
         img.SetMetaData(_META_KEY, json.dumps(image.meta, default=_json_default))
     if image.is_sequence and image.frame_meta:
         img.SetMetaData(_FRAME_META_KEY, json.dumps(image.frame_meta, default=_json_default))
+    return _write_atomic(img, path, compress)
+
+
+def _write_atomic(img: sitk.Image, path: Path, compress: bool = True) -> Path:
+    """Write next to the target then rename: an interrupted write leaves no partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # write next to the target then rename: an interrupted write leaves no partial file
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(suffix=_suffix(path), prefix=".tmp-", dir=path.parent)
     os.close(fd)
     try:
         sitk.WriteImage(img, tmp, compress)
@@ -113,3 +117,23 @@ def write_image(image: Image, path: str | Path, compress: bool = True) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def write_displacement_sequence(vectors_lps_mm: np.ndarray, grid: Image, path: str | Path,
+                                frame_meta: list[dict[str, Any]] | None = None) -> Path:
+    """Per-frame displacement fields ``[frame, slice, row, col, 3]`` (LPS mm) on ``grid``'s
+    spatial grid as one 4-D vector NRRD/MHA (a grid-transform sequence for Slicer)."""
+    path = Path(path)
+    frames = []
+    for f in range(vectors_lps_mm.shape[0]):
+        img = sitk.GetImageFromArray(np.ascontiguousarray(vectors_lps_mm[f], dtype=np.float64), isVector=True)
+        img.SetSpacing(grid.spacing)
+        img.SetOrigin(grid.origin)
+        img.SetDirection(grid.direction.flatten().tolist())
+        frames.append(img)
+    out = sitk.JoinSeries(frames)
+    out.SetMetaData(_META_KEY, json.dumps({"kind": "displacement", "units": "mm", "space": "LPS",
+                                           "convention": "sampling: corrected(x) = frame(x + d(x))"}))
+    if frame_meta:
+        out.SetMetaData(_FRAME_META_KEY, json.dumps(frame_meta, default=_json_default))
+    return _write_atomic(out, path)

@@ -1,7 +1,8 @@
 """Running a trained MOCOnet on IRW frames of any size and any supported frame count.
 
 Pre-processing (the same in training, :mod:`cmrlib.motion.train`): frames ordered by TI,
-divided by the 99th percentile over the set (quantile normalisation), zero-padded to a
+each divided by its own 99th percentile (quantile normalisation per frame, so the dark
+early-TI frames show their structure as clearly as the late ones), zero-padded to a
 centred square, resized to the network input; absent frame slots are zero. The predicted
 DVFs are resized back (displacements scaled with the grid) and cropped to the input.
 """
@@ -16,9 +17,9 @@ from .warp import warp_frames
 
 
 def normalise_frames(frames: np.ndarray) -> np.ndarray:
-    """Quantile normalisation: divide by the 99th percentile of the whole set."""
-    q = float(np.percentile(frames, 99))
-    return frames / (q if q > 0 else 1.0)
+    """Quantile normalisation: each frame ``[n, h, w]`` divided by its own 99th percentile."""
+    q = np.percentile(frames.reshape(len(frames), -1), 99, axis=1)
+    return frames / np.where(q > 0, q, 1.0)[:, None, None]
 
 
 def to_network_input(frames: np.ndarray, size: int, slots: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:

@@ -15,9 +15,9 @@ import numpy as np
 from ..errors import InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
+from . import METHODS
 from .t1fit import FIT_METHOD, MIN_FRAMES, fit_t1, validate_inversion_times
 
-METHODS = ("moconet", "classical", "none")
 MOCONET_MODEL = "moconet-compact"
 
 

@@ -26,7 +26,7 @@ def _synthetic_frames(frames: np.ndarray, tis: list[float]) -> np.ndarray:
     return np.where(fit.valid[None], synth, frames)
 
 
-def register_pair(fixed: np.ndarray, moving: np.ndarray, mesh_size: int = 6, iterations: int = 60) -> np.ndarray:
+def register_pair(fixed: np.ndarray, moving: np.ndarray, mesh_size: int = 6, iterations: int = 30) -> np.ndarray:
     """Sampling DVF ``[2, row, col]`` (pixels) aligning ``moving`` to ``fixed`` (2-D arrays)."""
     f = sitk.GetImageFromArray(fixed.astype(np.float32))
     m = sitk.GetImageFromArray(moving.astype(np.float32))

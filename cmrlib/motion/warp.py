@@ -46,3 +46,11 @@ def endpoint_error(dvf: np.ndarray, truth: np.ndarray, mask: np.ndarray | None =
     if mask is not None:
         epe = epe[:, mask.astype(bool)]
     return float(epe.mean())
+
+
+def dvf_to_lps_mm(dvf_px: np.ndarray, spacing: tuple[float, float, float], direction: np.ndarray) -> np.ndarray:
+    """Pixel DVFs ``[..., 2, row, col]`` (d_row, d_col) → LPS mm vectors ``[..., row, col, 3]``."""
+    row_vec = direction[:, 1] * spacing[1]  # one row step in LPS mm
+    col_vec = direction[:, 0] * spacing[0]
+    d = np.moveaxis(dvf_px, -3, -1)  # [..., row, col, 2]
+    return d[..., 0:1] * row_vec + d[..., 1:2] * col_vec

@@ -1,0 +1,75 @@
+"""Phantom IRW sets for MOCOnet training and held-out evaluation.
+
+Training sample (appendix A.1 recipe): a motion-free phantom IRW set (random subject,
+position and scheme: ShMOLLI 7, MOLLI 5(3)3 8, MOLLI 3(3)3(3)5 11 frames) deformed by random
+smooth, topology-preserving displacement fields (respiratory drift + jitter + non-rigid,
+severity 0..1; the phantom's motion generator), mean displacement over frames removed.
+The network learns the inverse (sampling) DVFs that undo the deformation.
+
+Seeds: training subjects come from ``TRAIN_SEEDS``; evaluation uses ``HELDOUT_SEEDS``,
+which never overlap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TRAIN_SEED_BASE = 10_000
+HELDOUT_SEED_BASE = 900_000
+SCHEMES = ("ShMOLLI", "MOLLI 5(3)3", "MOLLI 3(3)3(3)5")
+MATRIX = 144  # phantom matrix for training: the compact network's input size (2.5 mm pixels)
+#: Training severities are drawn from U(0, TRAIN_MAX_SEVERITY): wider than the 0..1 evaluation
+#: range, because most phantom motion at severity < 0.5 is sub-pixel at 2.5 mm and gives the
+#: network little to learn from; larger displacements teach the correspondence faster.
+TRAIN_MAX_SEVERITY = 1.6
+
+
+@dataclass
+class MotionSample:
+    frames: np.ndarray  # [n, h, w] deformed IRW frames, ordered by TI (real units)
+    clean: np.ndarray  # [n, h, w] the motion-free frames
+    inverse_dvf: np.ndarray  # [n, 2, h, w] sampling DVFs that undo the motion (pixels), mean removed
+    forward_dvf: np.ndarray  # [n, 2, h, w] frame f shows the motion-free anatomy at x + d_f(x)
+    inversion_times_ms: list[float]
+    labels: np.ndarray  # [h, w] motion-free label map (1 myocardium)
+    t1_true_ms: np.ndarray  # [h, w] true apparent T1 of each pixel
+    severity: float
+    scheme: str
+    seed: int
+
+
+def _phantom(seed: int, matrix: int):
+    from ..phantom import Phantom, PhantomOptions, sample_subject
+    return Phantom(sample_subject(seed, PhantomOptions(matrix=matrix, la=False, motion=0.0)))
+
+
+def make_sample(seed: int, severity: float | None = None, scheme: str | None = None, matrix: int = MATRIX,
+                snr: float | None = None, max_severity: float = TRAIN_MAX_SEVERITY) -> MotionSample:
+    """One deformed IRW set; ``severity`` (U(0, max_severity)) and ``scheme`` random from ``seed`` when None."""
+    from ..phantom import POSITIONS
+    from ..phantom.artefacts import invert_displacement, motion_fields, warp
+    rng = np.random.default_rng(seed)
+    severity = float(rng.uniform(0.0, max_severity)) if severity is None else float(severity)
+    scheme = scheme or SCHEMES[int(rng.integers(0, len(SCHEMES)))]
+    ph = _phantom(seed, matrix)
+    if snr is not None:
+        ph.s.snr["irw"] = snr
+    series = ph.irw(POSITIONS[int(rng.integers(0, 3))], "native", scheme, motion_severity=0.0)
+    clean = series.image.frames()[:, 0].astype(np.float32)
+    n, h, w = clean.shape
+    centre = (h / 2 + rng.normal(0, h / 20), w / 2 + rng.normal(0, w / 20))
+    angle = rng.uniform(0, 2 * np.pi)
+    forward, _ = motion_fields(n, (h, w), float(series.image.spacing[0]), severity,
+                               np.array([np.cos(angle), np.sin(angle)]), centre, rng)
+    forward = forward - forward.mean(axis=0, keepdims=True)  # groupwise: relative motion only
+    frames = np.stack([warp(clean[f], forward[f]) for f in range(n)]) if severity > 0 else clean.copy()
+    inverse = np.stack([invert_displacement(forward[f]) for f in range(n)])
+    return MotionSample(frames, clean, inverse.astype(np.float32), forward.astype(np.float32),
+                        [float(t) for t in series.image.frame_values("InversionTime")],
+                        series.labels.array[0], series.maps["t1_ms"].array[0], severity, scheme, seed)
+
+
+def heldout_sample(index: int, severity: float, scheme: str | None = None, matrix: int = 192) -> MotionSample:
+    """Held-out evaluation set ``index`` (subject seeds disjoint from training) at ``severity``."""
+    return make_sample(HELDOUT_SEED_BASE + index, severity, scheme or SCHEMES[index % len(SCHEMES)], matrix)
