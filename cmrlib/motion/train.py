@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                    cfg.frame_slots, cfg.input_size, "val", progress)
     model = MOCOnet(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=1, min_lr=5e-5)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=2, min_lr=5e-5)
     ckpt = cache / f"{name}.ckpt.pt"
     start_epoch, history = 0, []
     if args.resume and ckpt.exists():
