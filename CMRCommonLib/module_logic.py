@@ -24,6 +24,8 @@ class CMRModuleLogicBase:
     MODULE_NAME: ClassVar[str] = ""
     #: Series kinds (cmrlib.io.KINDS) the module works with, most important first.
     USED_KINDS: ClassVar[tuple[str, ...]] = ()
+    #: Capability commands (``cmr <command>``) this module's panel runs itself.
+    PANEL_COMMANDS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, scene: Any) -> None:
         if not self.MODULE_NAME:
@@ -72,9 +74,13 @@ class CMRModuleLogicBase:
         installed, coming = self.capabilities()
         lines = ["Now: load a CMR study (DICOM folder) and view its series; "
                  "multi-frame series (IRW, cine) load as sequences."]
-        if installed:
+        in_panel = [c for c in installed if c.command in self.PANEL_COMMANDS]
+        cli_only = [c for c in installed if c.command not in self.PANEL_COMMANDS]
+        if in_panel:
+            lines.append("In this panel: " + "; ".join(c.title for c in in_panel) + ".")
+        if cli_only:
             lines.append("Installed, run from the command line for now: "
-                         + "; ".join(f"{c.title} (cmr {c.command})" for c in installed) + ".")
+                         + "; ".join(f"{c.title} (cmr {c.command})" for c in cli_only) + ".")
         if coming:
             lines.append("Coming in this module: " + "; ".join(c.title for c in coming) + ".")
         return "\n".join(lines)

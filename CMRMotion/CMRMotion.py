@@ -66,10 +66,14 @@ class CMRMotionParameterNode:
 
     studyFolder - DICOM folder of the CMR study shown in the "CMR study" section.
     device - where the networks run: passed as CMR_DEVICE (auto, cpu, cuda) to worker processes.
+    irwSequence - the IRW (MOLLI/ShMOLLI) sequence to correct and map.
+    method - motion correction: moconet, classical or none.
     """
 
     studyFolder: pathlib.Path
     device: DeviceChoice = DeviceChoice.AUTO
+    irwSequence: slicer.vtkMRMLSequenceNode
+    method: str = "moconet"
 
 
 #
@@ -108,6 +112,11 @@ class CMRMotionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.panel = CMRPanel(self.ui, self.logic, "CMRMotion",
                               requirementsPath=self.resourcePath("CMRMotion-requirements.txt"))
+        self._outputs = None
+        self._workFolder = None
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.compareR2Button.connect("clicked(bool)", self.onCompareR2)
+        self.ui.irwSequenceSelector.connect("currentNodeChanged(vtkMRMLNode*)", self._updateButtons)
 
         # These connections ensure that we update parameter node when scene is closed
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -174,6 +183,52 @@ class CMRMotionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         if self._parameterNode:
             self.panel.setDeviceChoice(self._parameterNode.device)
+        self._updateButtons()
+
+    def _updateButtons(self, *_) -> None:
+        busy = self.panel.status.busy
+        self.ui.applyButton.enabled = self.ui.irwSequenceSelector.currentNode() is not None and not busy
+        self.ui.compareR2Button.enabled = self._outputs is not None and self._outputs.r2_before is not None
+
+    def onApply(self) -> None:
+        """Export the selected IRW sequence and run `cmr motion` in a worker process."""
+        from cmrlib.errors import CMRError
+        from CMRCommonLib.runner import cmrlib_cli_command
+
+        node = self.ui.irwSequenceSelector.currentNode()
+        method = self.ui.methodComboBox.currentText
+        message = self.panel._ensureDependencies()
+        if message:
+            self.panel.status.showMessage(message, "warning")
+        self._workFolder = pathlib.Path(tempfile.mkdtemp(prefix="CMRMotion-"))
+        try:
+            irwPath = self.logic.impl.export_irw(node, self._workFolder)
+            args = self.logic.impl.motion_arguments(irwPath, self._workFolder / "out", method)
+        except CMRError as exc:
+            self.panel.status.showMessage(str(exc), "error")
+            return
+        name = node.GetName()
+        self.panel.status.runWorker(cmrlib_cli_command(args), f"Motion correction ({method}) and T1 fit",
+                                    lambda result: self._onFinished(result, name),
+                                    self.panel.workerEnvironment())
+        self._updateButtons()
+
+    def _onFinished(self, result, name: str) -> None:
+        if result.returncode == 0 and not result.cancelled:
+            self._outputs = self.logic.impl.load_results(self._workFolder / "out", name)
+            slicer.util.setSliceViewerLayers(background=self._outputs.t1, fit=True)
+            self.ui.motionResultLabel.text = self._outputs.summary_text()
+        self._updateButtons()
+
+    def onCompareR2(self) -> None:
+        """R² before (red view) and after (yellow view) correction, side by side."""
+        if self._outputs is None or self._outputs.r2_before is None:
+            return
+        slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        for viewName, node in (("Red", self._outputs.r2_before), ("Yellow", self._outputs.r2)):
+            composite = slicer.app.layoutManager().sliceWidget(viewName).mrmlSliceCompositeNode()
+            composite.SetBackgroundVolumeID(node.GetID())
+            slicer.app.layoutManager().sliceWidget(viewName).sliceLogic().FitSliceToAll()
 
 
 #
@@ -244,7 +299,7 @@ class CMRMotionTest(ScriptedLoadableModuleTest):
 
     def runTest(self):
         """Run all tests of the module."""
-        for test in (self.test_CMRMotionLoadStudy, self.test_CMRMotionParameterNode,
+        for test in (self.test_CMRMotionLoadStudy, self.test_CMRMotionCorrectAndMap, self.test_CMRMotionParameterNode,
                      self.test_CMRMotionPanel, self.test_CMRMotionWorkerProgress):
             self.setUp()
             test()
@@ -262,6 +317,25 @@ class CMRMotionTest(ScriptedLoadableModuleTest):
             irwNode = loaded["irw"].node
             self.assertEqual([n.GetID() for n in logic.irwSequences()], [irwNode.GetID()])
             self.assertEqual(logic.inversionTimes(irwNode), sorted(testing.SHMOLLI_TIS_MS))
+        self.delayDisplay("Test passed")
+
+    def test_CMRMotionCorrectAndMap(self):
+        """Logic: T1 / R² maps of a loaded IRW sequence through the `cmr motion` worker command."""
+        from CMRCommonLib import testing
+        from CMRCommonLib.runner import SubprocessRunner, cmrlib_cli_command
+
+        with tempfile.TemporaryDirectory() as folder:
+            study = testing.write_synthetic_study(folder)
+            logic = CMRMotionLogic()
+            loaded = testing.check_load(self, logic.impl, study)
+            work = pathlib.Path(folder) / "work"
+            irwPath = logic.impl.export_irw(loaded["irw"].node, work)
+            args = logic.impl.motion_arguments(irwPath, work / "out", "none")
+            result = SubprocessRunner(cmrlib_cli_command(args)).run()
+            self.assertEqual(result.returncode, 0, result.error_text(10))
+            outputs = logic.impl.load_results(work / "out", "irw")
+            self.assertEqual(outputs.corrected.GetNumberOfDataNodes(), len(testing.SHMOLLI_TIS_MS))
+            self.assertIsNotNone(outputs.t1.GetImageData())
         self.delayDisplay("Test passed")
 
     def test_CMRMotionParameterNode(self):

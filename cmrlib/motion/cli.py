@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import InputError
 from ..image import Image
 from ..io import DicomScan, SeriesInfo, load_series, read_image, scan_folder, write_displacement_sequence, write_image
+from ..io.files import SUFFIXES
 from ..progress import ProgressCallback
 from . import METHODS
 
@@ -19,7 +20,8 @@ MYOCARDIUM_LABEL = 1  # SlicerCMR label table: 1 myocardium
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", help="folder holding one IRW series, or a study folder (read only)")
+    parser.add_argument("folder", help="folder holding one IRW series, a study folder, or an IRW sequence "
+                                       "file (.nrrd/.mha with InversionTime per frame, as `cmr run` writes) (read only)")
     parser.add_argument("--out", required=True, help="output folder (outside the input)")
     parser.add_argument("--method", choices=METHODS, default="moconet",
                         help="motion correction before fitting (default moconet; phantom-trained weights)")
@@ -79,6 +81,8 @@ def write_result(result, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     write_image(result.t1, out / "t1_map.nrrd")
     write_image(result.r2, out / "r2_map.nrrd")
+    if result.r2_before is not None:
+        write_image(result.r2_before, out / "r2_map_before.nrrd")
     write_image(result.corrected, out / "corrected.nrrd")
     dvf = result.dvf if result.dvf.ndim == 5 else result.dvf[:, None]  # [frame, slice, 2, row, col]
     write_displacement_sequence(dvf_to_lps_mm(dvf, result.t1.spacing, result.t1.direction), result.t1,
@@ -107,6 +111,13 @@ def process_study(folder: Path, out: Path, method: str, mask_path: str | None = 
     from ..study import check_output_folder
     check_output_folder(folder, out)
     from .pipeline import correct_and_map  # lazy: keeps `cmr --help` free of torch
+    if folder.is_file() and folder.name.lower().endswith(SUFFIXES):
+        image = read_image(folder)
+        mask = load_mask(mask_path, image, mask_label) if mask_path else None
+        result = correct_and_map(image, method, mask=mask, device=device, progress=progress)
+        summary = write_result(result, out)
+        summary.update(series=image.meta.get("SeriesDescription", folder.name), out=str(out), mask=mask_path)
+        return [summary]
     scan = scan or scan_folder(folder, progress)
     todo = _irw_series(scan, series_number)
     loaded = [(s, load_series(s)) for s in todo]  # all inputs checked before anything is written

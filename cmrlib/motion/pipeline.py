@@ -35,13 +35,17 @@ class MotionResult:
     seconds: float
     t1_myocardium_ms: float | None = None
     r2_myocardium_mean: float | None = None
+    r2_before: Image | None = None  # R² of the fit to the uncorrected frames (before / after view)
+    r2_myocardium_mean_before: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method, "n_frames": len(self.inversion_times_ms),
             "inversion_times_ms": self.inversion_times_ms, "t1_myocardium_ms": self.t1_myocardium_ms,
-            "r2_myocardium_mean": self.r2_myocardium_mean, "seconds": round(self.seconds, 4),
+            "r2_myocardium_mean": self.r2_myocardium_mean,
+            "r2_myocardium_mean_before_correction": self.r2_myocardium_mean_before,
+            "seconds": round(self.seconds, 4),
             "valid_pixels": int(self.valid.sum()), "fit": FIT_METHOD, "notes": self.notes,
         }
 
@@ -99,7 +103,9 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
     dvf = np.zeros((n, n_slices, 2, *frames_all.shape[2:]), np.float32)
     t1 = np.zeros(irw.spatial_shape, np.float32)
     r2 = np.zeros_like(t1)
+    r2_before = np.zeros_like(t1)
     valid = np.zeros(irw.spatial_shape, bool)
+    valid_before = np.zeros(irw.spatial_shape, bool)
     for s in range(n_slices):
         report(progress, f"motion ({method})", s, n_slices, f"slice {s + 1}/{n_slices}")
         frames = frames_all[:, s]
@@ -112,6 +118,9 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
             corrected[:, s] = frames
         fit = fit_t1(corrected[:, s], tis_sorted)
         t1[s], r2[s], valid[s] = fit.t1, fit.r2, fit.valid
+        if method != "none":  # the same fit before correction: the R² before / after view
+            before = fit_t1(frames, tis_sorted)
+            r2_before[s], valid_before[s] = before.r2, before.valid
     report(progress, f"motion ({method})", n_slices, n_slices, "done")
     seconds = time.perf_counter() - t0
     frame_meta = [dict(irw.frame_meta[k]) for k in order] if irw.frame_meta else [{"InversionTime": t} for t in tis_sorted]
@@ -125,11 +134,16 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
     r2_img = Image(r2, irw.spacing, irw.origin, irw.direction, False, dict(map_meta, kind="r2map", motion_correction=method))
     result = MotionResult(method, corrected_img, t1_img, r2_img, valid,
                           dvf[:, 0] if n_slices == 1 else dvf, tis_sorted, seconds)
+    if method != "none":
+        result.r2_before = Image(r2_before, irw.spacing, irw.origin, irw.direction, False,
+                                 dict(map_meta, kind="r2map", motion_correction="none"))
     if mask is not None:
         sel = mask & valid
         if sel.any():
             result.t1_myocardium_ms = float(np.median(t1[sel]))
             result.r2_myocardium_mean = float(r2[sel].mean())
+            if method != "none" and (mask & valid_before).any():
+                result.r2_myocardium_mean_before = float(r2_before[mask & valid_before].mean())
         else:
             result.notes.append("the myocardium mask holds no validly fitted pixel")
     if method == "moconet":

@@ -27,6 +27,8 @@ from .sequences import browser_node_for, image_from_sequence_node, proxy_node_fo
 from .storage import (load_markups, load_node, load_scene, load_segmentation, load_sequence, load_table,
                       load_volume, save_node, save_scene)
 from .tables import rows_from_table_node, table_node_from_rows
+from .transforms import (displacement_from_grid_transform, grid_transform_from_displacement,
+                         grid_transform_sequence_from_displacements)
 from .volumes import image_from_volume_node, volume_node_from_image
 
 __all__ = [
@@ -39,4 +41,5 @@ __all__ = [
     "save_node", "load_node", "load_volume", "load_segmentation", "load_markups", "load_table", "load_sequence",
     "save_scene", "load_scene",
     "LPS_TO_RAS", "lps_to_ras", "ras_to_lps", "node_meta",
+    "grid_transform_from_displacement", "displacement_from_grid_transform", "grid_transform_sequence_from_displacements",
 ]
