@@ -135,3 +135,11 @@ def test_bad_input_clear_error_nothing_written(irw_series, tmp_path, capsys, cas
 def test_pipeline_refuses_a_t1_map_image():
     with pytest.raises(InputError, match="got a T1 map"):
         correct_and_map(Image(np.ones((1, 8, 8)), meta={"kind": "t1map"}), "none")
+
+
+def test_moconet_without_weights_is_a_clear_error(irw_series, tmp_path, monkeypatch, capsys):
+    from cmrlib.motion import pipeline
+    monkeypatch.setattr(pipeline, "moconet_installed", lambda: False)
+    study = _write(irw_series, tmp_path / "study")
+    assert main(["motion", str(study), "--out", str(tmp_path / "out"), "--method", "moconet"]) == 1
+    assert "MOCOnet weights" in capsys.readouterr().err and not (tmp_path / "out").exists()

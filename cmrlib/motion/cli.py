@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="folder holding one IRW series, a study folder, or an IRW sequence "
                                        "file (.nrrd/.mha with InversionTime per frame, as `cmr run` writes) (read only)")
     parser.add_argument("--out", required=True, help="output folder (outside the input)")
-    parser.add_argument("--method", choices=METHODS, default="moconet",
-                        help="motion correction before fitting (default moconet; phantom-trained weights)")
+    parser.add_argument("--method", choices=METHODS, default=None,
+                        help="motion correction before fitting: moconet (phantom-trained weights), classical or none "
+                             "(default: moconet when its weights are installed, else classical)")
     parser.add_argument("--mask", help="myocardium mask (NRRD/NIfTI) for the myocardial T1 / R² summary; "
                                        "label --mask-label, or any non-zero voxel of a binary mask")
     parser.add_argument("--mask-label", type=int, default=MYOCARDIUM_LABEL, help="myocardium label in --mask (default 1)")
@@ -135,7 +136,9 @@ def process_study(folder: Path, out: Path, method: str, mask_path: str | None = 
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import make_progress
-    results = process_study(Path(args.folder), Path(args.out), args.method, args.mask, args.mask_label,
+    from .pipeline import moconet_installed
+    method = args.method or ("moconet" if moconet_installed() else "classical")
+    results = process_study(Path(args.folder), Path(args.out), method, args.mask, args.mask_label,
                             args.series, args.device, make_progress(args))
     for r in results:
         myo = (f"myocardial T1 {r['t1_myocardium_ms']:.0f} ms, mean R² {r['r2_myocardium_mean']:.3f}"
@@ -147,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_on_study(scan: DicomScan, out: Path, progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """`cmr run` step: every IRW series with MOCOnet (classical if no model is installed)."""
-    from ..models import list_models
-    from .pipeline import MOCONET_MODEL
-    method = "moconet" if any(m.name == MOCONET_MODEL for m in list_models()) else "none"
+    """`cmr run` step: every IRW series with MOCOnet when its weights are installed, else fit only
+    (the classical registration takes tens of seconds per series: too slow for a default run)."""
+    from .pipeline import moconet_installed
+    method = "moconet" if moconet_installed() else "none"
     results = process_study(scan.root, out, method, progress=progress, scan=scan) if scan.of_kind("irw") else []
     return {"method": method, "series": results}

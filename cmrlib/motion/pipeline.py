@@ -70,6 +70,12 @@ def check_irw(image: Image) -> list[float]:
     return tis.tolist()
 
 
+def moconet_installed() -> bool:
+    """True when MOCOnet weights (``moconet-compact``) are in a model folder."""
+    from ..models import list_models
+    return any(m.name == MOCONET_MODEL for m in list_models())
+
+
 def _moconet_correct(frames: np.ndarray, tis: list[float], device: str | None) -> tuple[np.ndarray, np.ndarray]:
     from ..models import load_model
     from .moconet_infer import correct_frames
@@ -88,6 +94,11 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
     if method not in METHODS:
         raise InputError(f"unknown motion-correction method {method!r}; expected one of {', '.join(METHODS)}")
     tis = check_irw(irw)
+    if method == "moconet" and not moconet_installed():
+        from ..errors import ModelError
+        raise ModelError(f"MOCOnet weights ({MOCONET_MODEL}) are not installed in this version; train them with "
+                         "`cmr train moconet` (or point CMR_MODELS_DIR at a folder that has them), or use "
+                         "--method classical or none")
     frames_all = irw.frames().astype(np.float32)  # [frame, slice, row, col]
     n, n_slices = frames_all.shape[:2]
     if mask is not None:

@@ -19,7 +19,6 @@ Every image is a :class:`cmrlib.Image` in LPS geometry; masks use
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, NotAvailableError
+from ..models.zoo import sha256_of  # the one file-checksum helper
 from .generate import CONDITIONS, POSITIONS, Phantom, Series, Study, make_study
 from .params import (ARTEFACTS, IRW_SCHEMES, SCAR_TYPES, TERRITORIES, PhantomOptions, ScarParams, SubjectParams,
                      sample_subject, subject_seeds)
@@ -115,14 +115,6 @@ def bundled_study_path() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def extract_bundled_study(dest: str | Path) -> Path:
     """Verify (SHA256) and unzip the bundled study into ``dest``; return its DICOM folder.
 
@@ -131,7 +123,7 @@ def extract_bundled_study(dest: str | Path) -> Path:
     """
     zip_path = bundled_study_path()
     _, record = _sample_record()
-    digest = _sha256(zip_path)
+    digest = sha256_of(zip_path)
     if digest != record["sha256"]:
         raise InputError(f"bundled study {zip_path} is corrupt: SHA256 {digest} != {record['sha256']} "
                          f"(sampledata.json); regenerate it with the command in Resources/SampleData/README.md")

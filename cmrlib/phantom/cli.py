@@ -110,7 +110,8 @@ def options_from_args(args: argparse.Namespace) -> PhantomOptions:
 def run(args: argparse.Namespace) -> int:
     """Generate and write the subjects; print one line per subject. Exit code 0 on success."""
     from ..cli import make_progress
-    from .writer import sha256_of, thumbnail, write_study, zip_folder
+    from ..models.zoo import sha256_of
+    from .writer import thumbnail, write_study, zip_folder
     if args.subjects < 1:
         raise InputError(f"--subjects must be >= 1; got {args.subjects}")
     if args.zip and args.subjects != 1:

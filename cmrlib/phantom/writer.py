@@ -263,16 +263,6 @@ def thumbnail(study: Study, size: int = 256) -> PILImage.Image:
     return out
 
 
-def sha256_of(path: str | Path) -> str:
-    """SHA256 hex digest of a file."""
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def zip_folder(folder: str | Path, zip_path: str | Path) -> Path:
     """Zip a folder reproducibly (sorted entries, fixed timestamps, deflate); return the path."""
     folder, zip_path = Path(folder), Path(zip_path)
