@@ -85,6 +85,8 @@ def _print_run_summary(summary: dict) -> None:
         print(f"  {'wrote ' + row['file'] if 'file' in row else 'not converted: ' + row['error']}")
     for name, result in summary["steps"].items():
         print(f"  step {name}: {'error: ' + result['error'] if isinstance(result, dict) and 'error' in result else 'done'}")
+        for line in (result.get("lines", []) if isinstance(result, dict) else []):
+            print(f"    {line}")
     for name in summary["not_yet_present"]:
         print(f"  not yet present: {name}")
 
