@@ -94,8 +94,13 @@ class MOCOnet(nn.Module):
             nn.Sequential(nn.Conv2d(f[1] + skips[2], f[1], 3, padding=1), nn.LeakyReLU(slope, inplace=True)),
             nn.Conv2d(f[0] + skips[3], 2 * nf, 3, padding=1),  # final 14-channel (2·slots) DVF
         ])
-        nn.init.zeros_(self.refine[-1].weight)  # start from "no motion": a stable first epoch
-        nn.init.zeros_(self.refine[-1].bias)
+        # Start from "no motion" (every DVF head and the last refinement zero): the initial
+        # loss is that of predicting zero, and the network departs from it only where it helps.
+        # With random heads the summed multi-scale noise kept the training loss above the
+        # zero-prediction loss for epochs.
+        for layer in (*self.dvf_head, self.refine[-1]):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     # -- helpers ---------------------------------------------------------------------------
     def _pool(self, level: int, x: torch.Tensor) -> torch.Tensor:
