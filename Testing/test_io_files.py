@@ -39,3 +39,12 @@ def test_bad_paths(tmp_path):
     (tmp_path / "broken.nrrd").write_text("NRRD0004\nnonsense\n")
     with pytest.raises(InputError, match="cannot read image"):
         read_image(tmp_path / "broken.nrrd")
+
+
+def test_written_files_have_normal_permissions(tmp_path):
+    import os
+    import stat
+    path = write_image(Image(np.zeros((1, 4, 4))), tmp_path / "x.nrrd")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600

@@ -17,6 +17,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..image import Image
+from ..atomic import replace_file
 
 SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 _META_KEY = "cmr_meta"
@@ -112,7 +113,7 @@ def _write_atomic(img: sitk.Image, path: Path, compress: bool = True) -> Path:
     os.close(fd)
     try:
         sitk.WriteImage(img, tmp, compress)
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..atomic import replace_file
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
@@ -173,7 +174,7 @@ def _write_json_atomic(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2, sort_keys=False)
         f.write("\n")
-    os.replace(tmp, path)
+    replace_file(tmp, path)
 
 
 def save_model(model: Any, entry: ModelEntry, folder: str | Path) -> ModelEntry:
@@ -189,7 +190,7 @@ def save_model(model: Any, entry: ModelEntry, folder: str | Path) -> ModelEntry:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
     os.close(fd)
     save_file(state, tmp, metadata={"name": entry.name, "architecture": entry.architecture})
-    os.replace(tmp, folder / entry.file)
+    replace_file(tmp, folder / entry.file)
     entry.folder = folder
     entry.sha256 = sha256_of(entry.path)
     entries = [e for e in read_manifest(folder) if e.name != entry.name] + [entry]

@@ -33,6 +33,7 @@ from ..image import Image
 from ..io import StudyInfo, write_dicom_series, write_image
 from ..progress import ProgressCallback, report
 from .generate import Series, Study
+from ..atomic import replace_file
 
 SHEET_TILE = 160  # px per tile in contact sheets
 DERIVED_MAPS = ("r2",)  # series maps that are scanner outputs, not truth: not written to truth/
@@ -215,7 +216,7 @@ def write_study(study: Study, out_dir: str | Path, *, dicom: bool = True, sheets
         report(progress, "write", len(names), len(names), "done")
         if out.exists():
             shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_file(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -274,7 +275,7 @@ def zip_folder(folder: str | Path, zip_path: str | Path) -> Path:
             zi.compress_type = zipfile.ZIP_DEFLATED
             zi.external_attr = 0o644 << 16
             zf.writestr(zi, path.read_bytes(), compresslevel=9)
-    os.replace(tmp, zip_path)
+    replace_file(tmp, zip_path)
     return zip_path
 
 
