@@ -73,7 +73,7 @@ class CMRMotionParameterNode:
     studyFolder: pathlib.Path
     device: DeviceChoice = DeviceChoice.AUTO
     irwSequence: slicer.vtkMRMLSequenceNode
-    method: str = "classical"
+    method: str = "moconet"
 
 
 #

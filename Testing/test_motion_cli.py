@@ -143,3 +143,15 @@ def test_moconet_without_weights_is_a_clear_error(irw_series, tmp_path, monkeypa
     study = _write(irw_series, tmp_path / "study")
     assert main(["motion", str(study), "--out", str(tmp_path / "out"), "--method", "moconet"]) == 1
     assert "MOCOnet weights" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_bundled_moconet_runs_in_a_fresh_process(irw_series, tmp_path):
+    """The registry imports the architecture module itself: no prior import of cmrlib.motion.moconet."""
+    import subprocess
+    import sys
+    study = _write(irw_series, tmp_path / "study")
+    proc = subprocess.run([sys.executable, "-m", "cmrlib.cli", "motion", str(study), "--out", str(tmp_path / "out"),
+                           "--method", "moconet", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["method"] == "moconet" and any("phantom-trained" in n for n in result["notes"])

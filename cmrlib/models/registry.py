@@ -13,7 +13,7 @@ from ..errors import ModelError
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
 #: Modules whose import registers architectures. Capability issues append theirs here.
-ARCHITECTURE_MODULES: list[str] = []
+ARCHITECTURE_MODULES: list[str] = ["cmrlib.motion.moconet"]
 
 
 def register_architecture(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
