@@ -155,7 +155,8 @@ def run_on_study(scan: DicomScan, out: Path, progress: ProgressCallback | None =
     from .pipeline import moconet_installed
     method = "moconet" if moconet_installed() else "none"
     results = process_study(scan.root, out, method, progress=progress, scan=scan) if scan.of_kind("irw") else []
-    lines = [f"{r['series']}: T1/R² maps ({method})"
+    label = "MOCOnet, phantom-trained demonstration weights" if method == "moconet" else "no motion correction"
+    lines = [f"{r['series']}: T1/R² maps ({label})"
              + (f", myocardial T1 {r['t1_myocardium_ms']:.0f} ms, mean R² {r['r2_myocardium_mean']:.3f}"
                 if r["t1_myocardium_ms"] is not None else "") for r in results]
     return {"method": method, "series": results, "lines": lines}
