@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from cmrlib.capabilities import CAPABILITIES
-from cmrlib.cli import build_parser, main
+from cmrlib.cli import main
 from cmrlib.progress import parse_progress_line
 from conftest import tree_snapshot
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -13,7 +11,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from cmrlib import DicomError, Image, InputError
-from cmrlib.io import StudyInfo, load_series, scan_folder, write_dicom_series
+from cmrlib.io import load_series, scan_folder, write_dicom_series
 from conftest import MOLLI_533_ACQ, SHMOLLI_TI, oblique_direction, tree_snapshot
 
 
