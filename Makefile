@@ -6,6 +6,9 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+# sh-molli (benchmark comparison only) needs NumPy 1 / SciPy 1.11 / pydicom 2: its own venv
+SHMOLLI_VENV  := .venv-shmolli
+SHMOLLI_STAMP := $(SHMOLLI_VENV)/.installed
 
 .PHONY: demo test bench venv clean-venv help
 
@@ -33,8 +36,14 @@ demo: $(RUN_STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(RUN_STAMP)
+$(SHMOLLI_STAMP): requirements/sh-molli.txt
+	test -x $(SHMOLLI_VENV)/bin/python || $(PYTHON) -m venv $(SHMOLLI_VENV)
+	# optional: if it cannot be installed, the benchmark says so in its table and goes on
+	$(SHMOLLI_VENV)/bin/python -m pip --disable-pip-version-check install -q --no-deps -r requirements/sh-molli.txt \
+		&& touch $@ || echo "sh-molli environment not installed; bench_motion reports it as not compared"
+
+bench: $(RUN_STAMP) $(SHMOLLI_STAMP)
 	$(BIN)/python -m benchmarks
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SHMOLLI_VENV)

@@ -39,10 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (A.1: 1e-3; 3e-4 learns on the phantom, 1e-3 did not)")
+    parser.add_argument("--plateau-patience", type=int, default=2,
+                        help="epochs without validation improvement before the lr drops by √0.1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=".cache/moconet", help="folder for the generated training sets")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (at an epoch end)")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --cache")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint in --cache (with the --lr and --plateau-patience given now)")
 
 
 def _dataset(cache: Path, seeds: range, slots: int, size: int, tag: str, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                    cfg.frame_slots, cfg.input_size, "val", progress)
     model = MOCOnet(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=2, min_lr=5e-5)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=args.plateau_patience, min_lr=5e-5)
     ckpt = cache / f"{name}.ckpt.pt"
     start_epoch, history = 0, []
     if args.resume and ckpt.exists():
@@ -141,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"], state["history"]
+        # a resumed run takes this command's schedule: the lr and patience given now, not the
+        # (possibly decayed) ones saved; Adam's moment estimates are kept
+        for group in opt.param_groups:
+            group["lr"] = args.lr
+        sched.patience, sched.num_bad_epochs = args.plateau_patience, 0
         print(f"resumed from {ckpt} at epoch {start_epoch}", file=sys.stderr)
     n_train = len(train[2])
     steps = n_train // args.batch
