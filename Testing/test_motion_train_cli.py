@@ -28,7 +28,18 @@ def test_train_resume_and_load(tmp_path, capsys, monkeypatch):
     manifest = json.loads((out / "manifest.json").read_text())
     entry = next(e for e in manifest["models"] if e["name"] == "moconet-tiny")
     assert entry["phantom_trained"] and entry["metrics"]["epochs"] == 2
+    # the exported weights are the best validated epoch's
+    vals = [h["val_epe_px"] for h in state["history"]]
+    assert entry["metrics"]["selected_epoch"] == 1 + vals.index(min(vals))
+    best = torch.load(cache / "moconet-tiny.best.pt", weights_only=False)
+    assert best["epoch"] == entry["metrics"]["selected_epoch"]
+    # the manifest tells how the weights were made: both runs, in order, with their schedules
+    first, second = entry["train_command"].split(" && ")
+    assert "--lr 0.0003" in first and "--resume" not in first
+    assert "--lr 0.0001" in second and "--plateau-patience 7" in second and second.endswith("--resume")
     from cmrlib.models import load_model
     monkeypatch.setenv("CMR_MODELS_DIR", str(out))
     model, loaded = load_model("moconet-tiny", device="cpu")
     assert loaded.sha256 == entry["sha256"] and model.config.frame_slots == 11
+    for key, value in best["model"].items():
+        assert torch.equal(model.state_dict()[key].cpu(), value), key

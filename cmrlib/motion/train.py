@@ -6,7 +6,8 @@ Recipe (appendix A.1, scaled to a CPU): multi-scale weighted MSE on the DVFs (we
 √0.1 on a validation plateau down to 5e-5. The training sets are generated once (see
 :mod:`cmrlib.motion.data`) and cached as ``.npy`` memory maps; each epoch flips/transposes
 them at random (DVF components follow). A checkpoint is written after every epoch and
-``--resume`` continues from it.
+``--resume`` continues from it; the weights exported are those of the epoch with the lowest
+validation end-point error (kept in ``<name>.best.pt``), not merely the last epoch's.
 """
 from __future__ import annotations
 
@@ -119,9 +120,24 @@ def _epe(pred: torch.Tensor, target: torch.Tensor, present: torch.Tensor) -> flo
     return float(e[present].mean())
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """This run as a `cmr train moconet` command with every setting spelled out (for the manifest)."""
+    parts = ["cmr train moconet", f"--preset {args.preset}", f"--train-sets {args.train_sets}",
+             f"--val-sets {args.val_sets}", f"--epochs {args.epochs}", f"--batch {args.batch}", f"--lr {args.lr:g}",
+             f"--plateau-patience {args.plateau_patience}", f"--seed {args.seed}",
+             f"--cache {shlex.quote(str(args.cache))}", f"--out {shlex.quote(str(args.out))}"]
+    if args.name:
+        parts.append(f"--name {shlex.quote(args.name)}")
+    if args.max_minutes:
+        parts.append(f"--max-minutes {args.max_minutes:g}")
+    if args.resume:
+        parts.append("--resume")
+    return " ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..cli import make_progress
-    from ..models import ModelEntry, save_model
+    from ..models import save_model
     progress = make_progress(args)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -137,19 +153,28 @@ def run(args: argparse.Namespace) -> int:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=args.plateau_patience, min_lr=5e-5)
     ckpt = cache / f"{name}.ckpt.pt"
+    best_path = cache / f"{name}.best.pt"  # weights of the epoch with the lowest validation EPE
     start_epoch, history = 0, []
+    # the commands and minutes of earlier runs of a resumed training, so the manifest can say
+    # how the weights were made end to end
+    earlier_commands: list[str] = []
+    earlier_minutes = 0.0
+    command = _command_line(args)
     if args.resume and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"], state["history"]
+        earlier_commands, earlier_minutes = state.get("commands", []), state.get("minutes", 0.0)
         # a resumed run takes this command's schedule: the lr and patience given now, not the
         # (possibly decayed) ones saved; Adam's moment estimates are kept
         for group in opt.param_groups:
             group["lr"] = args.lr
         sched.patience, sched.num_bad_epochs = args.plateau_patience, 0
         print(f"resumed from {ckpt} at epoch {start_epoch}", file=sys.stderr)
+    else:
+        best_path.unlink(missing_ok=True)  # a fresh run must not export an earlier run's best epoch
     n_train = len(train[2])
     steps = n_train // args.batch
     for epoch in range(start_epoch, args.epochs):
@@ -173,14 +198,30 @@ def run(args: argparse.Namespace) -> int:
         history.append({"epoch": epoch + 1, "train_loss": total / max(steps, 1), "val_epe_px": val_epe,
                         "val_epe_before_px": val_before, "lr": opt.param_groups[0]["lr"]})
         print(json.dumps(history[-1]), file=sys.stderr, flush=True)
+        if val_epe <= min(h["val_epe_px"] for h in history):
+            torch.save({"model": model.state_dict(), "epoch": epoch + 1}, best_path)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "epoch": epoch + 1, "history": history}, ckpt)
+                    "epoch": epoch + 1, "history": history, "commands": earlier_commands + [command],
+                    "minutes": earlier_minutes + (time.perf_counter() - t_start) / 60}, ckpt)
         if args.max_minutes and (time.perf_counter() - t_start) / 60 > args.max_minutes:
             print(f"stopping after {epoch + 1} epochs (--max-minutes {args.max_minutes})", file=sys.stderr)
             break
-    command = "cmr train moconet " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if sys.argv[1:2] == ["train"] \
-        else f"cmr train moconet --preset {args.preset} --train-sets {args.train_sets} --epochs {args.epochs}"
-    entry = ModelEntry(
+    minutes = earlier_minutes + (time.perf_counter() - t_start) / 60
+    if best_path.exists():  # export the best validated epoch, not merely the last one
+        model.load_state_dict(torch.load(best_path, weights_only=False)["model"])
+    entry = model_entry(args, model, cfg, name, history, " && ".join(earlier_commands + [command]), minutes)
+    model.eval()
+    entry = save_model(model, entry, Path(args.out))
+    print(f"saved {entry.path} (sha256 {entry.sha256[:12]}…); {entry.notice}")
+    return 0
+
+
+def model_entry(args: argparse.Namespace, model: MOCOnet, cfg: MOCOnetConfig, name: str, history: list[dict],
+                train_command: str, minutes: float):
+    """The manifest entry of trained MOCOnet weights; metrics of the selected (best validation) epoch."""
+    from ..models import ModelEntry
+    best = min(history, key=lambda h: h["val_epe_px"]) if history else {}
+    return ModelEntry(
         name=name, task="motion", architecture="moconet", file=f"{name}.safetensors", sha256="",
         version="1.0", arch_args=model.arch_args(),
         input={"size": [cfg.frame_slots, cfg.input_size, cfg.input_size],
@@ -190,14 +231,10 @@ def run(args: argparse.Namespace) -> int:
         label_table={}, trained_on=f"synthetic SlicerCMR phantom: {args.train_sets} motion-free IRW sets "
                                    f"(ShMOLLI / MOLLI 5(3)3 / MOLLI 3(3)3(3)5, {MATRIX}x{MATRIX}) deformed by "
                                    f"random smooth DVFs (severity 0..{TRAIN_MAX_SEVERITY}), mean removed",
-        phantom_trained=True, train_command=command,
-        metrics={"validation": history[-1] if history else {}, "epochs": len(history),
-                 "minutes": round((time.perf_counter() - t_start) / 60, 1)},
+        phantom_trained=True, train_command=train_command,
+        metrics={"validation": best, "selected_epoch": best.get("epoch"), "epochs": len(history),
+                 "minutes": round(minutes, 1)},
         card=f"{name}.md")
-    model.eval()
-    entry = save_model(model, entry, Path(args.out))
-    print(f"saved {entry.path} (sha256 {entry.sha256[:12]}…); {entry.notice}")
-    return 0
 
 
 @torch.no_grad()
