@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmrlib.motion.moconet import MOCOnet, MOCOnetConfig
+from cmrlib.motion.moconet import GroupwiseMOCOnet, MOCOnet, MOCOnetConfig, build_moconet
 from cmrlib.motion.warp import warp_frames
 
 
@@ -42,26 +42,57 @@ def test_paper_preset_intermediate_shapes():
     assert s["dvf"] == [(7, 2, 48, 48), (7, 2, 64, 64), (7, 2, 192, 192), (7, 2, 384, 384)]
 
 
-def test_compact_handles_7_8_11_frames_and_removes_mean():
-    model = MOCOnet(MOCOnetConfig.preset("compact")).eval()
+def _groupwise_with_output() -> GroupwiseMOCOnet:
+    model = GroupwiseMOCOnet(MOCOnetConfig.preset("compact")).eval()
     torch.manual_seed(0)
-    for p in model.refine[-1].parameters():  # non-zero output for the check
-        torch.nn.init.normal_(p, std=0.01)
-    for n in (7, 8, 11):
-        x = torch.zeros(2, 11, 144, 144)
+    for head in model.dvf_head:  # zero-initialised ("no motion"): give them an output for the checks
+        torch.nn.init.normal_(head.weight, std=0.05)
+    return model
+
+
+def test_compact_is_groupwise_and_takes_any_frame_count():
+    model = _groupwise_with_output()
+    assert isinstance(build_moconet(preset="compact"), GroupwiseMOCOnet)
+    for n in (5, 7, 8, 11, 13):  # ShMOLLI, MOLLI 5(3)3, MOLLI 3(3)3(3)5 and others: one set of weights
+        slots = max(n, 11)
+        x = torch.zeros(2, slots, 144, 144)
         x[:, :n] = torch.rand(2, n, 144, 144)
-        present = torch.zeros(2, 11, dtype=torch.bool)
+        present = torch.zeros(2, slots, dtype=torch.bool)
         present[:, :n] = True
         with torch.no_grad():
-            dvf = model(x, present)
-        assert dvf.shape == (2, 11, 2, 144, 144)
-        assert torch.allclose(dvf[:, :n].mean(dim=1), torch.zeros(1), atol=1e-5)
+            scales = model.forward_scales(x, present)
+        assert [tuple(s.shape[-2:]) for s in scales] == [(18, 18), (36, 36), (72, 72), (144, 144)]
+        dvf = scales[-1]
+        assert dvf.shape == (2, slots, 2, 144, 144) and dvf.abs().max() > 1e-3
+        assert torch.allclose(dvf[:, :n].mean(dim=1), torch.zeros(1), atol=1e-5)  # groupwise: mean removed
         assert (dvf[:, n:] == 0).all()
+
+
+def test_groupwise_follows_the_order_of_the_frames():
+    """The encoder is shared by all frames: permuting the frames permutes their DVFs."""
+    model = _groupwise_with_output()
+    x = torch.rand(1, 7, 96, 96)
+    perm = torch.tensor([3, 0, 6, 1, 5, 2, 4])
+    with torch.no_grad():
+        dvf, dvf_perm = model(x), model(x[:, perm])
+    assert torch.allclose(dvf[:, perm], dvf_perm, atol=1e-5)
+
+
+def test_sets_in_a_batch_do_not_mix():
+    model = _groupwise_with_output()
+    a, b = torch.rand(1, 8, 96, 96), torch.rand(1, 8, 96, 96)
+    present = torch.tensor([[True] * 8, [True] * 6 + [False] * 2])
+    with torch.no_grad():
+        alone = model(b[:, :6], torch.ones(1, 6, dtype=torch.bool))
+        batch = model(torch.cat([a, b]), present)
+    assert torch.allclose(batch[1, :6], alone[0], atol=1e-5)
 
 
 def test_input_size_checked():
     with pytest.raises(ValueError, match="multiple of 48"):
         MOCOnet(input_size=100)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        GroupwiseMOCOnet(input_size=100, filters=(8, 16, 32, 64))
 
 
 def test_warp_convention_shifts_content():

@@ -53,7 +53,9 @@ def from_network_dvf(dvf: torch.Tensor, geometry: tuple) -> np.ndarray:
 def predict_dvf(model: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
     """Sampling DVFs ``[n, 2, h, w]`` for TI-ordered ``frames`` ``[n, h, w]``."""
     cfg = model.config
-    x, present, geo = to_network_input(frames, cfg.input_size, cfg.frame_slots)
+    # the groupwise design takes any number of frames; the channels design has fixed slots
+    slots = len(frames) if getattr(model, "any_frame_count", False) else cfg.frame_slots
+    x, present, geo = to_network_input(frames, cfg.input_size, slots)
     device = next(model.parameters()).device
     dvf = model(x.to(device), present.to(device))
     return from_network_dvf(dvf, geo)

@@ -5,7 +5,8 @@ Recipe (appendix A.1, scaled to a CPU): multi-scale weighted MSE on the DVFs (we
 0.1 × smoothness (squared spatial gradients of the finest DVF); Adam, lr 1e-3, reduced by
 √0.1 on a validation plateau down to 5e-5. The training sets are generated once (see
 :mod:`cmrlib.motion.data`) and cached as ``.npy`` memory maps; each epoch flips/transposes
-them at random (DVF components follow). A checkpoint is written after every epoch and
+them at random (DVF components follow), and shows a tenth of them motion-free
+(``--still-fraction``: the known motion undone, target zero). A checkpoint is written after every epoch and
 ``--resume`` continues from it; the weights exported are those of the epoch with the lowest
 validation end-point error (kept in ``<name>.best.pt``), not merely the last epoch's.
 """
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 
 from ..progress import report
 from .data import MATRIX, TRAIN_MAX_SEVERITY, TRAIN_SEED_BASE, make_sample
-from .moconet import MOCOnet, MOCOnetConfig
+from .moconet import MOCOnetConfig, moconet_from_config
+from .warp import warp_torch
 
 SCALE_WEIGHTS = (0.08, 0.02, 0.01, 0.005)  # coarse → fine
 SMOOTH_WEIGHT = 0.1
@@ -39,9 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-sets", type=int, default=96, help="phantom IRW sets for validation")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (A.1: 1e-3; 3e-4 learns on the phantom, 1e-3 did not)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (A.1: 1e-3)")
     parser.add_argument("--plateau-patience", type=int, default=2,
                         help="epochs without validation improvement before the lr drops by √0.1")
+    parser.add_argument("--still-fraction", type=float, default=0.1,
+                        help="fraction of training sets shown motion-free (target: zero DVFs), so that "
+                             "still series stay unchanged")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=".cache/moconet", help="folder for the generated training sets")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (at an epoch end)")
@@ -93,6 +98,24 @@ def _augment(x: torch.Tensor, d: torch.Tensor, gen: torch.Generator) -> tuple[to
     return x.contiguous(), d.contiguous()
 
 
+def _make_still(x: torch.Tensor, d: torch.Tensor, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn a random ``fraction`` of the sets motion-free: frames resampled by their true inverse DVFs, target zero.
+
+    Random severities rarely draw a still set, yet a still series must come out unchanged
+    (thesis: "no noise added to motion-free maps"); the cached sets hold only moved frames,
+    so a still one is made by undoing the known motion.
+    """
+    still = torch.rand(x.shape[0], generator=gen) < fraction
+    if not still.any():
+        return x, d
+    b, f, h, w = x.shape
+    x, d = x.clone(), d.clone()
+    undone = warp_torch(x[still].reshape(-1, 1, h, w), d[still].reshape(-1, 2, h, w))
+    x[still] = undone.view(-1, f, h, w)
+    d[still] = 0
+    return x, d
+
+
 def _resize_target(d: torch.Tensor, size: int) -> torch.Tensor:
     """Ground-truth DVF [B,F,2,H,W] at a coarser scale, in that scale's pixels."""
     b, f, _, h, w = d.shape
@@ -124,7 +147,8 @@ def _command_line(args: argparse.Namespace) -> str:
     """This run as a `cmr train moconet` command with every setting spelled out (for the manifest)."""
     parts = ["cmr train moconet", f"--preset {args.preset}", f"--train-sets {args.train_sets}",
              f"--val-sets {args.val_sets}", f"--epochs {args.epochs}", f"--batch {args.batch}", f"--lr {args.lr:g}",
-             f"--plateau-patience {args.plateau_patience}", f"--seed {args.seed}",
+             f"--plateau-patience {args.plateau_patience}", f"--still-fraction {args.still_fraction:g}",
+             f"--seed {args.seed}",
              f"--cache {shlex.quote(str(args.cache))}", f"--out {shlex.quote(str(args.out))}"]
     if args.name:
         parts.append(f"--name {shlex.quote(args.name)}")
@@ -149,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
                      cfg.input_size, "train", progress)
     val = _dataset(cache, range(TRAIN_SEED_BASE + 500_000, TRAIN_SEED_BASE + 500_000 + args.val_sets),
                    cfg.frame_slots, cfg.input_size, "val", progress)
-    model = MOCOnet(cfg)
+    model = moconet_from_config(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=args.plateau_patience, min_lr=5e-5)
     ckpt = cache / f"{name}.ckpt.pt"
@@ -187,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
             d = torch.from_numpy(np.asarray(train[1][idx], np.float32))
             present = torch.arange(cfg.frame_slots)[None, :] < torch.from_numpy(train[2][idx].astype(np.int64))[:, None]
             x, d = _augment(x, d, gen)
+            x, d = _make_still(x, d, args.still_fraction, gen)
             loss = moconet_loss(model.forward_scales(x, present), d, present)
             opt.zero_grad()
             loss.backward()
@@ -216,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_entry(args: argparse.Namespace, model: MOCOnet, cfg: MOCOnetConfig, name: str, history: list[dict],
+def model_entry(args: argparse.Namespace, model: torch.nn.Module, cfg: MOCOnetConfig, name: str, history: list[dict],
                 train_command: str, minutes: float):
     """The manifest entry of trained MOCOnet weights; metrics of the selected (best validation) epoch."""
     from ..models import ModelEntry
@@ -224,10 +249,7 @@ def model_entry(args: argparse.Namespace, model: MOCOnet, cfg: MOCOnetConfig, na
     return ModelEntry(
         name=name, task="motion", architecture="moconet", file=f"{name}.safetensors", sha256="",
         version="1.0", arch_args=model.arch_args(),
-        input={"size": [cfg.frame_slots, cfg.input_size, cfg.input_size],
-               "normalisation": "frames ordered by TI, each divided by its own 99th percentile; "
-                                "zero-padded to a centred square and resized; absent frame slots zero",
-               "frame_counts": [7, 8, 11]},
+        input=_input_description(cfg),
         label_table={}, trained_on=f"synthetic SlicerCMR phantom: {args.train_sets} motion-free IRW sets "
                                    f"(ShMOLLI / MOLLI 5(3)3 / MOLLI 3(3)3(3)5, {MATRIX}x{MATRIX}) deformed by "
                                    f"random smooth DVFs (severity 0..{TRAIN_MAX_SEVERITY}), mean removed",
@@ -237,8 +259,18 @@ def model_entry(args: argparse.Namespace, model: MOCOnet, cfg: MOCOnetConfig, na
         card=f"{name}.md")
 
 
+def _input_description(cfg: MOCOnetConfig) -> dict:
+    """The manifest's ``input`` entry: what the network takes and how frames are prepared."""
+    norm = "frames ordered by TI, each divided by its own 99th percentile; zero-padded to a centred square and resized"
+    if cfg.design == "groupwise":
+        return {"size": ["frames", cfg.input_size, cfg.input_size], "normalisation": norm,
+                "frame_counts": "any (one encoder shared by all frames); trained on 7, 8 and 11"}
+    return {"size": [cfg.frame_slots, cfg.input_size, cfg.input_size],
+            "normalisation": norm + "; absent frame slots zero", "frame_counts": [n for n in (7, 8, 11) if n <= cfg.frame_slots]}
+
+
 @torch.no_grad()
-def _validate(model: MOCOnet, val, cfg: MOCOnetConfig) -> tuple[float, float]:
+def _validate(model: torch.nn.Module, val, cfg: MOCOnetConfig) -> tuple[float, float]:
     model.eval()
     epes, before = [], []
     for i in range(0, len(val[2]), 8):
