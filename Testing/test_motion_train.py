@@ -49,14 +49,13 @@ def test_training_sample_inverse_undoes_the_motion():
     assert np.abs(corrected - s.clean)[inner].mean() < 0.6 * np.abs(s.frames - s.clean)[inner].mean()
 
 
-def test_still_sets_are_the_motion_undone_with_zero_targets():
-    from cmrlib.motion.train import _make_still
-    s = make_sample(7, severity=1.0, scheme="ShMOLLI", matrix=48)
-    x = torch.from_numpy(s.frames)[None].repeat(2, 1, 1, 1)
-    d = torch.from_numpy(s.inverse_dvf)[None].repeat(2, 1, 1, 1, 1)
-    x_all, d_all = _make_still(x, d, 1.0, torch.Generator().manual_seed(0))
-    assert (d_all == 0).all() and (d != 0).any()  # the inputs are not modified in place
-    undone = warp_torch(x[0][:, None], d[0])[:, 0]
-    assert torch.allclose(x_all[0], undone)
-    x_none, d_none = _make_still(x, d, 0.0, torch.Generator().manual_seed(0))
-    assert torch.equal(x_none, x) and torch.equal(d_none, d)
+def test_still_sets_replace_batch_entries_with_zero_targets():
+    from cmrlib.motion.train import _mix_still
+    x, d = torch.rand(3, 11, 8, 8), torch.randn(3, 11, 2, 8, 8)
+    counts = torch.tensor([7, 8, 11])
+    still = (np.full((2, 11, 8, 8), 0.5, np.float16), np.zeros((2, 11, 2, 8, 8), np.float16), np.array([8, 8]))
+    x_all, d_all, c_all = _mix_still(x, d, counts, still, 1.0, torch.Generator().manual_seed(0))
+    assert (d_all == 0).all() and (x_all == 0.5).all() and (c_all == 8).all()
+    assert (d != 0).any() and (counts == torch.tensor([7, 8, 11])).all()  # inputs not modified in place
+    x_none, d_none, c_none = _mix_still(x, d, counts, still, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(x_none, x) and torch.equal(d_none, d) and torch.equal(c_none, counts)

@@ -3,6 +3,7 @@ new schedule, and writes weights + manifest that the model zoo loads and verifie
 import json
 
 import pytest
+import numpy as np
 import torch
 
 from cmrlib.cli import main
@@ -12,10 +13,12 @@ from cmrlib.cli import main
 def test_train_resume_and_load(tmp_path, capsys, monkeypatch):
     cache, out = tmp_path / "cache", tmp_path / "models"
     common = ["train", "--quiet", "moconet", "--preset", "compact", "--train-sets", "4", "--val-sets", "2", "--batch", "2",
-              "--cache", str(cache), "--out", str(out), "--name", "moconet-tiny"]
+              "--still-fraction", "0.5", "--cache", str(cache), "--out", str(out), "--name", "moconet-tiny"]
     assert main(common + ["--epochs", "1", "--lr", "3e-4"]) == 0
     state = torch.load(cache / "moconet-tiny.ckpt.pt", weights_only=False)
     assert state["epoch"] == 1 and len(state["history"]) == 1
+    still_counts = next(cache.glob("still_*_n.npy"))  # train-sets × still-fraction motion-free sets
+    assert len(np.load(still_counts)) == 2 and not np.load(str(still_counts).replace("_n.npy", "_dvf.npy")).any()
     first_val = state["history"][0]["val_epe_px"]
     assert 0 < first_val < 10
     # resuming continues at epoch 2 with the lr and patience of this command, not the saved ones

@@ -6,8 +6,8 @@ smooth, topology-preserving displacement fields (respiratory drift + jitter + no
 severity 0..1; the phantom's motion generator), mean displacement over frames removed.
 The network learns the inverse (sampling) DVFs that undo the deformation.
 
-Seeds: training subjects come from ``TRAIN_SEEDS``; evaluation uses ``HELDOUT_SEEDS``,
-which never overlap.
+Seeds: training, validation and motion-free training subjects come from ``TRAIN_SEED_BASE``
+and ``STILL_SEED_BASE`` ranges; evaluation uses ``HELDOUT_SEED_BASE``; the ranges never overlap.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TRAIN_SEED_BASE = 10_000
+TRAIN_SEED_BASE = 10_000  # training sets; validation sets start at TRAIN_SEED_BASE + 500_000
+STILL_SEED_BASE = 710_000  # motion-free training sets
 HELDOUT_SEED_BASE = 900_000
 SCHEMES = ("ShMOLLI", "MOLLI 5(3)3", "MOLLI 3(3)3(3)5")
 MATRIX = 144  # phantom matrix for training: the compact network's input size (2.5 mm pixels)

@@ -5,8 +5,8 @@ Recipe (appendix A.1, scaled to a CPU): multi-scale weighted MSE on the DVFs (we
 0.1 × smoothness (squared spatial gradients of the finest DVF); Adam, lr 1e-3, reduced by
 √0.1 on a validation plateau down to 5e-5. The training sets are generated once (see
 :mod:`cmrlib.motion.data`) and cached as ``.npy`` memory maps; each epoch flips/transposes
-them at random (DVF components follow), and shows a tenth of them motion-free
-(``--still-fraction``: the known motion undone, target zero). A checkpoint is written after every epoch and
+them at random (DVF components follow); a fraction of the batch entries
+(``--still-fraction``) are motion-free phantom sets with a zero target. A checkpoint is written after every epoch and
 ``--resume`` continues from it; the weights exported are those of the epoch with the lowest
 validation end-point error (kept in ``<name>.best.pt``), not merely the last epoch's.
 """
@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from ..progress import report
-from .data import MATRIX, TRAIN_MAX_SEVERITY, TRAIN_SEED_BASE, make_sample
+from .data import MATRIX, STILL_SEED_BASE, TRAIN_MAX_SEVERITY, TRAIN_SEED_BASE, make_sample
 from .moconet import MOCOnetConfig, moconet_from_config
-from .warp import warp_torch
 
 SCALE_WEIGHTS = (0.08, 0.02, 0.01, 0.005)  # coarse → fine
 SMOOTH_WEIGHT = 0.1
@@ -45,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plateau-patience", type=int, default=2,
                         help="epochs without validation improvement before the lr drops by √0.1")
     parser.add_argument("--still-fraction", type=float, default=0.1,
-                        help="fraction of training sets shown motion-free (target: zero DVFs), so that "
+                        help="fraction of training batch entries replaced by motion-free phantom sets "
+                             "(target: zero DVFs; train-sets × fraction of them are generated), so that "
                              "still series stay unchanged")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=".cache/moconet", help="folder for the generated training sets")
@@ -54,8 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from the checkpoint in --cache (with the --lr and --plateau-patience given now)")
 
 
-def _dataset(cache: Path, seeds: range, slots: int, size: int, tag: str, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frames [N,slots,H,W] float16 normalised, dvf [N,slots,2,H,W] float16, n_frames [N]) cached on disk."""
+def _dataset(cache: Path, seeds: range, slots: int, size: int, tag: str, progress=None,
+             severity: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames [N,slots,H,W] float16 normalised, dvf [N,slots,2,H,W] float16, n_frames [N]) cached on disk.
+
+    ``severity`` None: random per set (:func:`make_sample`); 0: motion-free sets."""
     cache.mkdir(parents=True, exist_ok=True)
     base = cache / f"{tag}_{seeds.start}_{len(seeds)}_{size}_{slots}"
     names = [Path(f"{base}_{k}.npy") for k in ("frames", "dvf", "n")]
@@ -67,7 +70,7 @@ def _dataset(cache: Path, seeds: range, slots: int, size: int, tag: str, progres
     counts = np.zeros(len(seeds), np.int16)
     for i, seed in enumerate(seeds):
         report(progress, f"generating {tag} sets", i, len(seeds), f"seed {seed}")
-        s = make_sample(seed, matrix=size)
+        s = make_sample(seed, severity=severity, matrix=size)
         n = s.frames.shape[0]
         frames[i] = 0
         dvf[i] = 0
@@ -81,7 +84,7 @@ def _dataset(cache: Path, seeds: range, slots: int, size: int, tag: str, progres
     for p in names[:2]:
         Path(str(p) + ".part").rename(p)
     np.save(names[2], counts)
-    return _dataset(cache, seeds, slots, size, tag)
+    return _dataset(cache, seeds, slots, size, tag, severity=severity)
 
 
 def _augment(x: torch.Tensor, d: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,22 +101,25 @@ def _augment(x: torch.Tensor, d: torch.Tensor, gen: torch.Generator) -> tuple[to
     return x.contiguous(), d.contiguous()
 
 
-def _make_still(x: torch.Tensor, d: torch.Tensor, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn a random ``fraction`` of the sets motion-free: frames resampled by their true inverse DVFs, target zero.
+def _mix_still(x: torch.Tensor, d: torch.Tensor, counts: torch.Tensor, still, fraction: float,
+               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Replace a random ``fraction`` of the sets in a batch by motion-free sets (target: zero DVFs).
 
     Random severities rarely draw a still set, yet a still series must come out unchanged
-    (thesis: "no noise added to motion-free maps"); the cached sets hold only moved frames,
-    so a still one is made by undoing the known motion.
+    (thesis: "no noise added to motion-free maps"). The still sets are phantom frames never
+    resampled: a moved set is interpolated once, so undoing its motion would not give the
+    sharp frames a still acquisition has.
     """
-    still = torch.rand(x.shape[0], generator=gen) < fraction
-    if not still.any():
-        return x, d
-    b, f, h, w = x.shape
-    x, d = x.clone(), d.clone()
-    undone = warp_torch(x[still].reshape(-1, 1, h, w), d[still].reshape(-1, 2, h, w))
-    x[still] = undone.view(-1, f, h, w)
-    d[still] = 0
-    return x, d
+    pick = torch.nonzero(torch.rand(x.shape[0], generator=gen) < fraction).flatten().tolist()
+    if not pick or still is None or not len(still[2]):
+        return x, d, counts
+    x, d, counts = x.clone(), d.clone(), counts.clone()
+    for i in pick:
+        j = int(torch.randint(len(still[2]), (1,), generator=gen))
+        x[i] = torch.from_numpy(np.asarray(still[0][j], np.float32))
+        d[i] = 0
+        counts[i] = int(still[2][j])
+    return x, d, counts
 
 
 def _resize_target(d: torch.Tensor, size: int) -> torch.Tensor:
@@ -173,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
                      cfg.input_size, "train", progress)
     val = _dataset(cache, range(TRAIN_SEED_BASE + 500_000, TRAIN_SEED_BASE + 500_000 + args.val_sets),
                    cfg.frame_slots, cfg.input_size, "val", progress)
+    n_still = round(args.train_sets * args.still_fraction)
+    still = _dataset(cache, range(STILL_SEED_BASE, STILL_SEED_BASE + n_still), cfg.frame_slots, cfg.input_size,
+                     "still", progress, severity=0.0) if n_still else None
     model = moconet_from_config(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=args.plateau_patience, min_lr=5e-5)
@@ -209,9 +218,10 @@ def run(args: argparse.Namespace) -> int:
             idx = np.sort(order[step * args.batch:(step + 1) * args.batch])
             x = torch.from_numpy(np.asarray(train[0][idx], np.float32))
             d = torch.from_numpy(np.asarray(train[1][idx], np.float32))
-            present = torch.arange(cfg.frame_slots)[None, :] < torch.from_numpy(train[2][idx].astype(np.int64))[:, None]
+            x, d, counts = _mix_still(x, d, torch.from_numpy(train[2][idx].astype(np.int64)), still,
+                                      args.still_fraction, gen)
+            present = torch.arange(cfg.frame_slots)[None, :] < counts[:, None]
             x, d = _augment(x, d, gen)
-            x, d = _make_still(x, d, args.still_fraction, gen)
             loss = moconet_loss(model.forward_scales(x, present), d, present)
             opt.zero_grad()
             loss.backward()
@@ -223,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         history.append({"epoch": epoch + 1, "train_loss": total / max(steps, 1), "val_epe_px": val_epe,
                         "val_epe_before_px": val_before, "lr": opt.param_groups[0]["lr"]})
         print(json.dumps(history[-1]), file=sys.stderr, flush=True)
-        if val_epe <= min(h["val_epe_px"] for h in history):
+        if val_epe < min((h["val_epe_px"] for h in history[:-1]), default=math.inf):  # ties: the first, as model_entry
             torch.save({"model": model.state_dict(), "epoch": epoch + 1}, best_path)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "epoch": epoch + 1, "history": history, "commands": earlier_commands + [command],
