@@ -103,3 +103,35 @@ def test_warp_convention_shifts_content():
     dvf[0, 0] = 2.0
     out = warp_frames(frame, dvf)
     assert out[0, 6, 5] == pytest.approx(1.0) and out[0, 8, 5] == pytest.approx(0.0)
+
+
+class _CentroidShift(torch.nn.Module):
+    """A stand-in 'network' whose answer is exactly equivariant to flips and transposes: each
+    frame's DVF is the constant shift from its intensity centroid to the mean centroid."""
+
+    any_frame_count = True
+
+    def __init__(self):
+        super().__init__()
+        self.config = MOCOnetConfig(input_size=48, frame_slots=3, filters=(4, 4), design="groupwise")
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, present=None):
+        n, f, h, w = x.shape
+        rows = torch.arange(h, dtype=x.dtype).view(1, 1, h, 1)
+        cols = torch.arange(w, dtype=x.dtype).view(1, 1, 1, w)
+        mass = x.sum(dim=(-1, -2))
+        centroid = torch.stack([(x * rows).sum(dim=(-1, -2)) / mass, (x * cols).sum(dim=(-1, -2)) / mass], dim=-1)
+        shift = centroid - centroid.mean(dim=1, keepdim=True)  # sampling DVF that aligns frame k to the mean
+        return shift[..., None, None].expand(n, f, 2, h, w).clone()
+
+
+def test_flip_average_maps_dvfs_back_correctly():
+    from cmrlib.motion.moconet_infer import predict_dvf
+    frames = np.zeros((3, 48, 48), np.float32)
+    for k, (r, c) in enumerate([(20, 14), (24, 30), (17, 25)]):  # blobs off-centre, not symmetric
+        frames[k, r - 3:r + 3, c - 5:c + 2] = 1.0
+    model = _CentroidShift()
+    plain = predict_dvf(model, frames, flip_average=False)
+    assert np.abs(plain).max() > 3  # a real displacement to map back
+    assert np.allclose(predict_dvf(model, frames, flip_average=True), plain, atol=1e-4)
