@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from cmrlib.capabilities import CAPABILITIES, Capability
+from cmrlib.capabilities import PLANNED, Capability, for_panel
 from cmrlib.io import DicomScan, SeriesInfo
 from cmrlib.progress import ProgressCallback
 
@@ -64,10 +64,10 @@ class CMRModuleLogicBase:
         return [n for n in self.loaded_nodes(kinds) if n.IsA("vtkMRMLSequenceNode")]
 
     # ---- capabilities ----------------------------------------------------------------
-    def capabilities(self) -> tuple[list[Capability], list[Capability]]:
-        """(installed, coming) capabilities whose panel is this module."""
-        mine = [c for c in CAPABILITIES if c.panel == self.MODULE_NAME]
-        return [c for c in mine if c.available], [c for c in mine if not c.available]
+    def capabilities(self) -> tuple[list[Capability], list[str]]:
+        """(installed capabilities, titles of planned ones) whose panel is this module."""
+        coming = [title for title, panel in PLANNED.values() if panel == self.MODULE_NAME]
+        return for_panel(self.MODULE_NAME), coming
 
     def capabilities_text(self) -> str:
         """Plain text for the panel: what the module does now and what is coming."""
@@ -82,5 +82,5 @@ class CMRModuleLogicBase:
             lines.append("Installed, run from the command line for now: "
                          + "; ".join(f"{c.title} (cmr {c.command})" for c in cli_only) + ".")
         if coming:
-            lines.append("Coming in this module: " + "; ".join(c.title for c in coming) + ".")
+            lines.append("Coming in this module: " + "; ".join(coming) + ".")
         return "\n".join(lines)

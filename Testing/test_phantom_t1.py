@@ -1,6 +1,6 @@
 """Phantom IRW frames follow the Look-Locker model: an independent fit recovers the true T1.
 
-The fit here is deliberately not the project's own (cmrlib.motion.t1fit.fit_t1): a
+The fit here is deliberately not the project's own (cmrlib.t1.fit.fit_t1): a
 vectorised Levenberg-Marquardt on (A, B, T1*) for every polarity pattern, in float64.
 """
 from __future__ import annotations

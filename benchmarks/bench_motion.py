@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from cmrlib.motion.t1fit import fit_t1
+from cmrlib.t1.fit import fit_t1
 
 SCHEMES = {
     "ShMOLLI": [100.0, 180.0, 260.0, 1100.0, 1180.0, 2100.0, 3100.0],

@@ -1,78 +1,85 @@
-"""The capabilities a study can be run through, and which of them are installed.
+"""The installed capabilities, collected from their own registration records.
 
-Each capability lives in its own module implementing the CLI plugin contract::
-
-    add_arguments(parser: argparse.ArgumentParser) -> None   # its `cmr <command>` options
-    run(args: argparse.Namespace) -> int                     # exit code
-    run_on_study(scan, out_dir, progress) -> dict            # optional: step of `cmr run`
-
-A capability is *available* when its module is importable. ``cmr run`` / ``cmr demo`` run
-every available one that has ``run_on_study`` and name those not yet present.
+Each capability package ``cmrlib/<name>/`` has ``capability.py`` defining
+``CAPABILITY = Capability(...)`` (see :mod:`cmrlib.contract`). Nothing else lists
+capabilities: the CLI sub-commands, ``cmr train/evaluate NAME``, the architecture registry,
+``cmr run``'s step order and the Slicer panels' lists come from :func:`capabilities`.
+Adding a capability means adding its package; no central list changes.
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from dataclasses import dataclass
-from types import ModuleType
+import pkgutil
+from functools import lru_cache
+
+from .contract import Capability, Step
+
+__all__ = ["Capability", "Step", "capabilities", "capability", "trainers", "architecture_modules",
+           "for_panel", "PLANNED"]
+
+#: Capabilities announced for coming versions, command → (title, Slicer module), for "not in
+#: this version" lines only. A planned capability is registered by landing its package; its
+#: entry here is then dropped (a test checks that no command is in both).
+PLANNED: dict[str, tuple[str, str]] = {
+    "stress": ("stress-to-rest T1 registration and dT1 reactivity maps", "CMRStressT1"),
+    "segmentation": ("QCD ensemble myocardium segmentation with predicted Dice", "CMRSegmentation"),
+    "landmarks": ("RV insertion / LV centre landmarks and AHA segments", "CMRSegmentation"),
+    "scar": ("LGE-cine fusion scar quantification", "CMRSegmentation"),
+    "quality": ("LGE certainty, slice level and LA LGE quality", "CMRQuality"),
+    "labelling": ("visual-analogue LGE-likelihood scoring and multiple-image ranking", "CMRQuality"),
+    "la-quality": ("left-atrial 3D LGE diagnostic-quality assessment", "CMRQuality"),
+}
 
 
-@dataclass(frozen=True)
-class Capability:
-    command: str  # `cmr <command>`
-    module: str  # plugin module path
-    title: str  # one line for --help and reports
-    panel: str  # Slicer module that shows it
-
-    @property
-    def available(self) -> bool:
+@lru_cache(maxsize=1)
+def capabilities() -> tuple[Capability, ...]:
+    """Every registered capability, sorted by command name."""
+    import cmrlib
+    found = []
+    for info in pkgutil.iter_modules(cmrlib.__path__):
+        if not info.ispkg:
+            continue
+        name = f"cmrlib.{info.name}.capability"
         try:
-            return importlib.util.find_spec(self.module) is not None
-        except ModuleNotFoundError:  # parent package missing
-            return False
-
-    def load(self) -> ModuleType:
-        return importlib.import_module(self.module)
-
-
-CAPABILITIES: tuple[Capability, ...] = (
-    Capability("phantom", "cmrlib.phantom.cli", "synthetic CMR phantom studies with exact ground truth", "CMRQuality"),
-    Capability("motion", "cmrlib.motion.cli", "MOLLI/ShMOLLI T1 and R² maps, MOCOnet motion correction", "CMRMotion"),
-    Capability("stress", "cmrlib.stress.cli", "stress-to-rest T1 registration and dT1 reactivity maps", "CMRStressT1"),
-    Capability("segment", "cmrlib.segmentation.cli", "QCD ensemble myocardium segmentation with predicted Dice", "CMRSegmentation"),
-    Capability("landmarks", "cmrlib.landmarks.cli", "RV insertion / LV centre landmarks and AHA segments", "CMRSegmentation"),
-    Capability("scar", "cmrlib.scar.cli", "LGE-cine fusion scar quantification", "CMRSegmentation"),
-    Capability("quality", "cmrlib.quality.cli", "LGE certainty, slice level and LA LGE quality", "CMRQuality"),
-)
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a package that is no capability (io, models, t1, mrml …)
+                continue
+            raise
+        record = getattr(module, "CAPABILITY", None)
+        if not isinstance(record, Capability):
+            raise TypeError(f"{name}.CAPABILITY must be a cmrlib.contract.Capability")
+        found.append(record)
+    commands = [c.command for c in found]
+    if len(set(commands)) != len(commands):
+        raise ValueError(f"two capabilities register the same command: {sorted(commands)}")
+    return tuple(sorted(found, key=lambda c: c.command))
 
 
 def capability(command: str) -> Capability:
-    for cap in CAPABILITIES:
+    """The capability registered as ``cmr <command>``; KeyError if none."""
+    for cap in capabilities():
         if cap.command == command:
             return cap
     raise KeyError(command)
 
 
-#: `cmr train NAME` / `cmr evaluate NAME`: model name -> module with add_arguments/run
-#: (training) and add_eval_arguments/evaluate (held-out evaluation). Filled per capability.
-TRAINERS: dict[str, str] = {
-    "moconet": "cmrlib.motion.train",
-    "dt1": "cmrlib.stress.train",
-    "qcd": "cmrlib.segmentation.train",
-    "landmarks": "cmrlib.landmarks.train",
-    "scar-fusion": "cmrlib.scar.train",
-    "lge-certainty": "cmrlib.quality.train_lge",
-    "slice-level": "cmrlib.quality.train_slice_level",
-    "la-quality": "cmrlib.quality.train_la",
-}
+def for_panel(panel: str) -> list[Capability]:
+    """The capabilities the Slicer module ``panel`` shows."""
+    return [c for c in capabilities() if c.panel == panel]
 
 
-def available_trainers() -> list[str]:
-    out = []
-    for name, module in TRAINERS.items():
-        try:
-            if importlib.util.find_spec(module) is not None:
-                out.append(name)
-        except ModuleNotFoundError:
-            pass
+def trainers() -> dict[str, str]:
+    """Model name → module implementing ``cmr train NAME`` / ``cmr evaluate NAME``."""
+    out: dict[str, str] = {}
+    for cap in capabilities():
+        for model, module in cap.trainers.items():
+            if model in out:
+                raise ValueError(f"model {model!r} has two trainers: {out[model]} and {module}")
+            out[model] = module
     return out
+
+
+def architecture_modules() -> list[str]:
+    """Modules whose import registers network architectures (for the model registry)."""
+    return [m for cap in capabilities() for m in cap.architectures]

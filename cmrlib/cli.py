@@ -14,18 +14,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .capabilities import CAPABILITIES, TRAINERS, available_trainers
+from .capabilities import capabilities, trainers
 from .errors import CMRError, NotAvailableError
-from .progress import TqdmProgress, line_progress
+from .progress import make_progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def make_progress(args: argparse.Namespace):
-    """The progress callback for this invocation: tqdm bars, CMR-PROGRESS lines, or none."""
-    if getattr(args, "progress_lines", False):
-        return line_progress()
-    return TqdmProgress(disable=getattr(args, "quiet", False) or not sys.stderr.isatty())
 
 
 # ---- info -----------------------------------------------------------------------------
@@ -129,11 +122,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
-    from .capabilities import capability
     from .study import run_study
     out = Path(args.out)
-    if not capability("phantom").available:
-        raise NotAvailableError("the bundled phantom study is not present in this version (cmrlib.phantom missing)")
     from .phantom import extract_bundled_study
     study = out / "study"
     if study.exists():  # a previous demo's extracted copy; outputs beside it are rewritten
@@ -150,12 +140,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train_or_eval(args: argparse.Namespace, extra: list[str]) -> int:
     import importlib
     verb = args.command
-    if args.model not in TRAINERS:
-        raise NotAvailableError(f"cmr {verb}: unknown model {args.model!r}; known: {', '.join(TRAINERS)}")
-    if args.model not in available_trainers():
-        raise NotAvailableError(f"cmr {verb} {args.model}: not present in this version; "
-                                f"present: {', '.join(available_trainers()) or 'none yet'}")
-    module = importlib.import_module(TRAINERS[args.model])
+    if args.model not in trainers():
+        raise NotAvailableError(f"cmr {verb}: unknown model {args.model!r}; known: {', '.join(trainers())}")
+    module = importlib.import_module(trainers()[args.model])
     adder, runner = ("add_arguments", "run") if verb == "train" else ("add_eval_arguments", "evaluate")
     sub = argparse.ArgumentParser(prog=f"cmr {verb} {args.model}")
     getattr(module, adder)(sub)
@@ -206,17 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, text in (("train", "train a network (phantom data by default)"),
                        ("evaluate", "evaluate a network on held-out data")):
         p = sub.add_parser(verb, parents=[common], help=f"{text}; `cmr {verb} NAME --help` for its options",
-                           description=f"{text}. Models: {', '.join(TRAINERS)}.")
-        p.add_argument("model", help="model name: " + ", ".join(TRAINERS))
+                           description=f"{text}. Models: {', '.join(trainers())}.")
+        p.add_argument("model", help="model name: " + ", ".join(trainers()))
         p.set_defaults(func=None, passthrough=True)
 
-    for cap in CAPABILITIES:
-        module, problem = None, "not present in this version"
-        if cap.available:
-            try:
-                module = cap.load()
-            except ImportError as exc:  # a broken install must not take every other command down
-                problem = f"installed but failed to import ({exc})"
+    for cap in capabilities():
+        module, problem = None, ""
+        try:
+            module = cap.load_cli()
+        except ImportError as exc:  # a broken install must not take every other command down
+            problem = f"installed but failed to import ({exc})"
         if module is not None:
             p = sub.add_parser(cap.command, parents=[common], help=cap.title, description=cap.title)
             module.add_arguments(p)

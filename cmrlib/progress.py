@@ -67,3 +67,11 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def make_progress(args) -> ProgressCallback:
+    """The progress callback for one CLI invocation (``args`` has ``quiet`` / ``progress_lines``):
+    tqdm bars on a terminal, ``CMR-PROGRESS`` lines for the Slicer runner, or silent."""
+    if getattr(args, "progress_lines", False):
+        return line_progress()
+    return TqdmProgress(disable=getattr(args, "quiet", False) or not sys.stderr.isatty())

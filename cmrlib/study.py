@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .capabilities import CAPABILITIES
+from .capabilities import capabilities
 from .errors import CMRError, InputError
 from .io import DicomScan, load_series, scan_folder, write_image
 from .progress import ProgressCallback, report
@@ -78,11 +78,8 @@ def run_study(study_dir: str | Path, out_dir: str | Path, progress: ProgressCall
         "converted": convert_series(scan, out_dir, progress),
         "steps": {}, "not_yet_present": [],
     }
-    for cap in CAPABILITIES:
-        if not cap.available:
-            summary["not_yet_present"].append(f"{cap.command}: {cap.title}")
-            continue
-        module = cap.load()
+    for cap in capabilities():
+        module = cap.load_cli()
         step = getattr(module, "run_on_study", None)
         if step is None:
             continue

@@ -1,7 +1,7 @@
 """Architecture registry: networks are built by name from the manifest, never unpickled.
 
 Modules that define networks decorate their builder with ``@register_architecture("name")``.
-The model zoo imports :data:`ARCHITECTURE_MODULES` lazily so that listing models needs no
+The model zoo imports the modules named in the capability records lazily so that listing models needs no
 torch network code, and loading a model needs only its own module.
 """
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import Any, Callable
 from ..errors import ModelError
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
-#: Modules whose import registers architectures. Capability issues append theirs here.
-ARCHITECTURE_MODULES: list[str] = ["cmrlib.motion.moconet"]
 
 
 def register_architecture(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -27,7 +25,8 @@ def register_architecture(name: str) -> Callable[[Callable[..., Any]], Callable[
 
 
 def _import_all() -> None:
-    for module in ARCHITECTURE_MODULES:
+    from ..capabilities import architecture_modules  # each capability's record names its network modules
+    for module in architecture_modules():
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

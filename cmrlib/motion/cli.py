@@ -135,7 +135,7 @@ def process_study(folder: Path, out: Path, method: str, mask_path: str | None = 
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import make_progress
+    from ..progress import make_progress
     from .pipeline import moconet_installed
     method = args.method or ("moconet" if moconet_installed() else "classical")
     results = process_study(Path(args.folder), Path(args.out), method, args.mask, args.mask_label,

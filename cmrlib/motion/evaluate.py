@@ -15,7 +15,7 @@ import numpy as np
 
 from ..progress import ProgressCallback, report
 from .data import heldout_sample
-from .t1fit import fit_t1
+from ..t1.fit import fit_t1
 from .warp import warp_frames
 
 SEVERITY_GROUPS = (("none", 0.0, 0.0), ("mild", 0.05, 0.35), ("moderate", 0.35, 0.7), ("severe", 0.7, 1.0))

@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
 from . import METHODS
-from .t1fit import FIT_METHOD, MIN_FRAMES, fit_t1, validate_inversion_times
+from ..t1.fit import FIT_METHOD, MIN_FRAMES, fit_t1, validate_inversion_times
 
 MOCONET_MODEL = "moconet-compact"
 

@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..progress import ProgressCallback, report
-from .t1fit import fit_t1
+from ..t1.fit import fit_t1
 from .warp import warp_frames
 
 

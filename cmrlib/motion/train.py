@@ -166,7 +166,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import make_progress
+    from ..progress import make_progress
     from ..models import save_model
     progress = make_progress(args)
     torch.manual_seed(args.seed)
@@ -303,7 +303,7 @@ def evaluate(args: argparse.Namespace) -> int:
     """Held-out phantom evaluation table (before / classical / MOCOnet per severity group)."""
     from dataclasses import asdict
 
-    from ..cli import make_progress
+    from ..progress import make_progress
     from .evaluate import evaluate as run_evaluation
     from .evaluate import motion_free_change, summary_rows
     results = run_evaluation(args.sets, tuple(args.methods.split(",")), progress=make_progress(args))

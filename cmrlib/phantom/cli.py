@@ -109,7 +109,7 @@ def options_from_args(args: argparse.Namespace) -> PhantomOptions:
 
 def run(args: argparse.Namespace) -> int:
     """Generate and write the subjects; print one line per subject. Exit code 0 on success."""
-    from ..cli import make_progress
+    from ..progress import make_progress
     from ..models.zoo import sha256_of
     from .writer import thumbnail, write_study, zip_folder
     if args.subjects < 1:

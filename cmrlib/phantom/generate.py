@@ -427,7 +427,7 @@ class Phantom:
         frames = irw.image.frames()[:, 0]
         sigma = float(irw.truth["noise_sigma"])
         thr = 4.0 * sigma if sigma > 0 else 0.02 * float(frames.max())
-        from ..motion.t1fit import fit_t1  # lazy: torch is not needed to draw images
+        from ..t1.fit import fit_t1  # lazy: torch is not needed to draw images
         fit = fit_t1(frames, ti.tolist(), mask=frames.max(axis=0) > thr, iterations=4,
                      t1_star_grid_ms=(20.0, 5000.0, 40))  # a scanner-like inline fit, kept fast
         t1 = np.clip(fit.t1, 0.0, 4095.0)

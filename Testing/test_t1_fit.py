@@ -4,7 +4,7 @@ import pytest
 from scipy.optimize import curve_fit
 
 from cmrlib import InputError
-from cmrlib.motion.t1fit import fit_t1
+from cmrlib.t1.fit import fit_t1
 
 SHMOLLI = [100.0, 180.0, 260.0, 1100.0, 1180.0, 2100.0, 3100.0]
 MOLLI_533 = [120.0, 200.0, 1020.0, 1100.0, 1920.0, 2000.0, 2820.0, 3720.0]
