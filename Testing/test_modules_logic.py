@@ -198,18 +198,23 @@ def test_series_kind_of_other_nodes():
     assert series_kind_of(plain) == ""
 
 
-def test_capabilities_text_lists_coming_and_installed(monkeypatch):
-    import CMRCommonLib.module_logic as module_logic
+def test_capabilities_come_from_the_registry():
+    """The logic's capability lists are the registry's (CMRCommonLib.help_text), not a list of its own."""
+    from cmrlib.capabilities import PLANNED, for_panel
 
-    logic = logic_class("CMRSegmentation")(new_scene())
-    installed, coming = logic.capabilities()
-    assert installed == [] and "LGE-cine fusion scar quantification" in coming
-    text = logic.capabilities_text()
-    assert text.startswith("Now: load a CMR study")
-    assert "Coming in this module: " in text
-    motion = logic_class("CMRMotion")(new_scene())
-    assert [c.command for c in motion.capabilities()[0]] == ["motion"]
-    assert "In this panel: MOLLI/ShMOLLI T1" in motion.capabilities_text()
+    from CMRCommonLib import help_text
+
+    for module in MODULES:
+        logic = logic_class(module)(new_scene())
+        assert not hasattr(logic, "PANEL_COMMANDS")
+        contents = logic.capabilities()
+        assert contents.in_panel + contents.cli_only == for_panel(module)
+        assert contents.planned == [t for t, panel in PLANNED.values() if panel == module]
+        assert logic.capabilities_text() == help_text.summary_text(module)
+    seg = logic_class("CMRSegmentation")(new_scene())
+    assert "LGE-cine fusion scar quantification" in seg.capabilities().planned
+    assert seg.capabilities_text().startswith("Now: load a CMR study")
+    assert "In this panel: MOLLI/ShMOLLI T1" in logic_class("CMRMotion")(new_scene()).capabilities_text()
 
 
 def test_module_logic_needs_a_module_name():
