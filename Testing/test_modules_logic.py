@@ -226,16 +226,18 @@ def test_module_logic_needs_a_module_name():
 
 
 SELF_TEST_RUNNER = '''
-import sys, types, unittest, importlib
+import sys, types, typing, unittest, importlib
 modules = sys.argv[1:]
 import slicer, slicer.util
 from cmrlib.mrml import new_scene
 
-# Stand-ins for the GUI-side Slicer API the module scripts import (only what they touch).
+# Stand-ins for the GUI-side Slicer API the module scripts and CMRCommonLib.module_base import
+# (only what they touch).
 slm = types.ModuleType("slicer.ScriptedLoadableModule")
 class ScriptedLoadableModule:
     def __init__(self, parent):
         self.parent = parent
+        self.moduleName = type(self).__name__
 class ScriptedLoadableModuleWidget:
     pass
 class ScriptedLoadableModuleLogic:
@@ -257,24 +259,49 @@ wrapper.parameterNodeWrapper = lambda cls: cls
 sys.modules["slicer.parameterNodeWrapper"] = wrapper
 slicer.util.VTKObservationMixin = type("VTKObservationMixin", (), {})
 hooks = []
-slicer.app = types.SimpleNamespace(connect=lambda signal, slot: hooks.append(signal))
+app = types.SimpleNamespace(connect=lambda signal, slot: hooks.append(signal))
+
+from CMRCommonLib import help_text, module_base
+from CMRCommonLib.module_logic import CMRModuleLogicBase
+
+#: the logic-side self-tests (the others need the application's widgets)
+LOGIC_TESTS = {"CMRMotion": ["test_CMRMotionInputs", "test_CMRMotionCorrectAndMap"]}
+OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"}}
 
 for name in modules:
     module = importlib.import_module(name)
     parent = types.SimpleNamespace()
+    slicer.app = app  # only while the module is constructed (the worker runner looks for the application)
     getattr(module, name)(parent)
+    del slicer.app
     assert parent.categories == ["Cardiac"], parent.categories
+    assert parent.title.startswith("CMR "), parent.title
+    assert parent.helpText == help_text.help_html(name), parent.helpText
+    assert parent.acknowledgementText.endswith(module_base.ACKNOWLEDGEMENT)
+    # the typed parameter node: the shared parameters from CMRPanelParameters, then the module's
+    hints = typing.get_type_hints(getattr(module, name + "ParameterNode"))
+    assert set(hints) == {"studyFolder", "device"} | OWN_PARAMETERS.get(name, set()), hints
+    # the Slicer logic finds the module's Qt-free logic by name
     slicer.mrmlScene = new_scene()
-    getattr(getattr(module, name + "Test")(), "test_" + name + "LoadStudy")()
+    logic = getattr(module, name + "Logic")()
+    assert isinstance(logic.impl, CMRModuleLogicBase) and logic.impl.MODULE_NAME == name
+    # unittest (slicer_add_python_unittest) collects only the module's own TestCase
+    cases = [t for t in unittest.TestLoader().loadTestsFromModule(module)]
+    assert {type(c).__name__ for suite in cases for c in suite} <= {name + "Test"}, cases
+    test = getattr(module, name + "Test")()
+    for method in ["test_LoadStudy", *LOGIC_TESTS.get(name, [])]:
+        test.setUp()
+        getattr(test, method)()
     print("passed", name)
 assert hooks == ["startupCompleted()"], hooks  # CMRQuality registers its sample data at startup
 '''
 
 
 def test_module_self_tests_run_headless(tmp_path):
-    """The logic part of each module's in-Slicer self-test (test_<Name>LoadStudy), run on a
-    headless scene with the GUI-side Slicer classes stood in for (in a child interpreter, so
-    the stand-ins never leak into other tests)."""
+    """The module classes on their CMRCommonLib bases and the logic part of each module's
+    in-Slicer self-tests (the shared test_LoadStudy, CMRMotion's worker run), on a headless
+    scene with the GUI-side Slicer classes stood in for (in a child interpreter, so the
+    stand-ins never leak into other tests)."""
     import os
     import subprocess
 
