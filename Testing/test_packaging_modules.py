@@ -22,8 +22,10 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import tomllib
 import xml.etree.ElementTree as ET
@@ -55,16 +57,6 @@ def _strip_cmake_comments(text: str) -> str:
     return "\n".join(line.split("#", 1)[0] if not line.lstrip().startswith("#") else "" for line in text.splitlines())
 
 
-def cmake_set_lists(text: str) -> dict[str, list[str]]:
-    """``set(NAME v1 v2 ...)`` blocks of a CMakeLists.txt, ``${MODULE_NAME}`` expanded."""
-    text = _strip_cmake_comments(text)
-    values: dict[str, list[str]] = {}
-    for name, body in re.findall(r"\bset\(\s*(\w+)\s+(.*?)\)", text, flags=re.S):
-        values[name] = [v.strip('"') for v in body.split()]
-    module_name = values.get("MODULE_NAME", [""])[0]
-    return {k: [v.replace("${MODULE_NAME}", module_name) for v in vs] for k, vs in values.items()}
-
-
 def module_files(module: str) -> list[str]:
     """Files of the module folder, relative, without caches."""
     folder = ROOT / module
@@ -72,9 +64,56 @@ def module_files(module: str) -> list[str]:
                   if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
 
 
+#: Stand-ins for Slicer's CMake API: record what a module's CMakeLists.txt asks for.
+CMAKE_STUBS = """
+macro(slicerMacroBuildScriptedModule)
+  cmake_parse_arguments(_ARG "WITH_GENERIC_TESTS" "NAME" "SCRIPTS;RESOURCES" ${ARGN})
+  message("BUILD|${_ARG_NAME}|${_ARG_SCRIPTS}|${_ARG_RESOURCES}|${_ARG_WITH_GENERIC_TESTS}")
+endmacro()
+function(slicer_add_python_unittest)
+  message("UNITTEST|${ARGN}")
+endfunction()
+set(BUILD_TESTING ON)
+"""
+
+
+def top_level_module_macro() -> str:
+    """The ``slicercmr_add_scripted_module`` macro of the top-level CMakeLists.txt."""
+    text = (ROOT / "CMakeLists.txt").read_text()
+    match = re.search(r"^macro\(slicercmr_add_scripted_module .*?^endmacro\(\)", text, flags=re.S | re.M)
+    assert match, "the top-level CMakeLists.txt defines slicercmr_add_scripted_module"
+    return match.group(0)
+
+
+_CMAKE_RUNS: dict[str, dict[str, list[str]]] = {}
+
+
+def module_cmake(module: str) -> dict[str, list[str]]:
+    """Run the module's CMakeLists.txt (cmake -P, Slicer's macros stood in for) in its folder:
+    {"name", "scripts", "resources", "generic_tests", "unittest"}."""
+    if module not in _CMAKE_RUNS:
+        cmake = shutil.which("cmake")
+        if cmake is None:
+            pytest.skip("cmake is not installed")
+        macro = top_level_module_macro().replace(" CONFIGURE_DEPENDS", "")  # not allowed in script mode
+        with tempfile.TemporaryDirectory() as folder:
+            script = Path(folder) / "check.cmake"
+            script.write_text(CMAKE_STUBS + macro + f"\ninclude({(ROOT / module / 'CMakeLists.txt').as_posix()})\n")
+            # script mode: CMAKE_CURRENT_SOURCE_DIR is the working folder, here the module's
+            proc = subprocess.run([cmake, "-P", str(script)], cwd=ROOT / module, capture_output=True, text=True,
+                                  timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        lines = [line.split("|") for line in proc.stderr.splitlines() if "|" in line]
+        build = next(line for line in lines if line[0] == "BUILD")
+        unittest_ = next(line for line in lines if line[0] == "UNITTEST")
+        _CMAKE_RUNS[module] = {"name": [build[1]], "scripts": build[2].split(";"), "resources": build[3].split(";"),
+                               "generic_tests": [build[4]], "unittest": unittest_[1].split(";")}
+    return _CMAKE_RUNS[module]
+
+
 def module_lists(module: str) -> tuple[list[str], list[str]]:
-    sets = cmake_set_lists((ROOT / module / "CMakeLists.txt").read_text())
-    return sets["MODULE_PYTHON_SCRIPTS"], sets["MODULE_PYTHON_RESOURCES"]
+    run = module_cmake(module)
+    return run["scripts"], run["resources"]
 
 
 #: The part of every panel (study section, device, status), loaded by CMRCommonLib.widgets.loadPanelUI.
@@ -168,22 +207,22 @@ def pyproject_dependencies() -> dict[str, Requirement]:
 # module CMakeLists
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("module", MODULES)
-def test_module_cmakelists_lists_exactly_the_module_files(module):
-    text = (ROOT / module / "CMakeLists.txt").read_text()
-    sets = cmake_set_lists(text)
-    assert sets["MODULE_NAME"] == [module]
-    assert re.search(r"slicerMacroBuildScriptedModule\(\s*NAME \$\{MODULE_NAME\}\s+SCRIPTS \$\{MODULE_PYTHON_SCRIPTS\}"
-                     r"\s+RESOURCES \$\{MODULE_PYTHON_RESOURCES\}", text), "slicerMacroBuildScriptedModule call"
-    assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
-    scripts, resources = module_lists(module)
+def test_module_cmakelists_installs_exactly_the_module_files(module):
+    """The module's CMakeLists.txt is one slicercmr_add_scripted_module call; run with Slicer's
+    macros stood in for, it builds every .py of the folder and installs every other file."""
+    text = _strip_cmake_comments((ROOT / module / "CMakeLists.txt").read_text())
+    assert text.split() == [f"slicercmr_add_scripted_module({module})"]
+    run = module_cmake(module)
+    assert run["name"] == [module] and run["generic_tests"] == ["TRUE"]
+    assert run["unittest"] == ["SCRIPT", f"{module}.py"], "the module's self-tests as a ctest"
+    scripts, resources = run["scripts"], run["resources"]
+    assert scripts[0] == f"{module}.py"
     files = module_files(module)
-    missing = [f for f in scripts + resources if not (ROOT / module / f).is_file()]
-    assert not missing, f"listed in {module}/CMakeLists.txt but not in the tree: {missing}"
     py = [f for f in files if f.endswith(".py")]
-    assert sorted(scripts) == py, "every .py of the module folder must be in MODULE_PYTHON_SCRIPTS"
+    assert sorted(scripts) == py, "every .py of the module folder is a module script"
     other = [f for f in files if not f.endswith(".py") and f not in NOT_RESOURCES]
-    assert sorted(resources) == other, "every resource of the module folder must be in MODULE_PYTHON_RESOURCES"
-    assert f"{module}.py" in scripts and f"{module}Lib/__init__.py" in scripts and f"{module}Lib/logic.py" in scripts
+    assert resources == other, "every other file of the module folder is a resource"
+    assert f"{module}Lib/__init__.py" in scripts and f"{module}Lib/logic.py" in scripts
     for needed in ("UI/{}.ui", "Icons/{}.png"):
         assert "Resources/" + needed.format(module) in resources
 
