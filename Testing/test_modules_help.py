@@ -110,7 +110,7 @@ def test_slicer_side_cites_no_missing_file():
         for doc in _docstrings(path):
             assert "methods/" not in doc, f"{path.relative_to(ROOT)} cites methods/: {doc[:200]}"
             for ref in cited.findall(doc):
-                candidates = [ROOT / ref, *(ROOT / m / ref for m in MODULES)]
+                candidates = [ROOT / ref, path.parent / ref, *(ROOT / m / ref for m in MODULES)]
                 if "<" not in ref and not any(c.exists() for c in candidates):
                     missing.append(f"{path.relative_to(ROOT)}: {ref}")
     assert not missing, missing
