@@ -185,3 +185,13 @@ def test_cine_only_study_skips_motion_with_the_reason(tmp_path, capsys):
     assert "step motion: skipped (no IRW" in out and "found: cine" in out
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["steps"]["motion"]["status"] == SKIPPED
+
+
+def test_reading_the_registry_imports_no_torch_and_no_vtk():
+    """A wheel without Slicer's vtk, and `cmr --help`, must be able to list capabilities."""
+    import subprocess
+    import sys
+    code = ("import sys; from cmrlib.capabilities import capabilities, trainers; capabilities(); trainers(); "
+            "print('vtk' in sys.modules, 'torch' in sys.modules, 'cmrlib.mrml' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["False", "False", "False"], proc.stderr
