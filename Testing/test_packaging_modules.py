@@ -4,7 +4,7 @@
   files that exist; resources installed into the shared ``qt-scripted-modules/Resources``
   folder do not collide between modules;
 * the top-level CMakeLists.txt has the extension metadata, one add_subdirectory per
-  module, and installs cmrlib/, CMRCommonLib/ and Resources/Models/ (its globs cover every
+  module, and installs cmrlib/ (with its resources/) and CMRCommonLib/ (its globs cover every
   file of those folders);
 * every ``.ui`` is well-formed XML using only Qt / CTK / qMRML / qSlicer classes, declares
   its ctk/qMRML classes as custom widgets, and holds every widget name the Python code looks
@@ -240,7 +240,7 @@ def test_installed_resources_do_not_collide():
         for res in resources:
             assert res not in owner, f"{res} is installed by both {owner[res]} and {module}"
             owner[res] = module
-    for model_file in (ROOT / "Resources" / "Models").rglob("*"):
+    for model_file in (ROOT / "cmrlib" / "resources" / "models").rglob("*"):
         rel = str(model_file.relative_to(ROOT)).replace(os.sep, "/")
         assert rel not in owner, f"{rel} collides with a resource of {owner.get(rel)}"
 
@@ -284,16 +284,17 @@ def test_top_level_cmakelists_installs_the_python_packages_and_models():
     assert "INSTALL_DIR ${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}" in call and "NO_INSTALL_SUBDIR" in call
     scripts, resources = _top_level_globs()
     assert scripts == ["cmrlib/*.py", "CMRCommonLib/*.py"]
-    assert "Resources/Models/*" in resources and "Resources/SampleData/*" in resources
+    assert "cmrlib/resources/models/*" in resources and "cmrlib/resources/sampledata/*" in resources
     assert "CMRCommonLib/Resources/*" in resources  # the shared panel .ui and the requirements file
-    assert (ROOT / "Resources" / "Models" / "manifest.json").is_file()
+    assert (ROOT / "cmrlib" / "resources" / "models" / "manifest.json").is_file()
 
 
 def test_top_level_globs_cover_every_package_file():
     """A data file added to cmrlib/ or CMRCommonLib/ must be matched by a glob to be installed."""
     scripts, resources = _top_level_globs()
     patterns = scripts + resources
-    for folder in ("cmrlib", "CMRCommonLib", "CMRCommonLib/Resources", "Resources/Models", "Resources/SampleData"):
+    for folder in ("cmrlib", "CMRCommonLib", "CMRCommonLib/Resources", "cmrlib/resources/models",
+                   "cmrlib/resources/sampledata"):
         for path in (ROOT / folder).rglob("*"):
             if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue

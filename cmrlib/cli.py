@@ -57,6 +57,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print(f"  {m.name:28s} {m.task:12s} {m.architecture:16s} v{m.version}  {m.folder}")
             print(f"      {m.notice}")
         return EXIT_OK
+    if not models:
+        print("cmr: error: no model found in " + ", ".join(str(d) for d in model_dirs())
+              + " (an install without its bundled models? reinstall, or set CMR_MODELS_DIR)", file=sys.stderr)
+        return EXIT_FAILED
     failed = 0
     for m in models:
         try:

@@ -12,7 +12,7 @@ A model folder holds ``manifest.json`` and the weight files it names::
         "metrics": {...}, "card": "moconet-compact.md"}]}
 
 Folders searched, first wins for a given name: each folder in ``CMR_MODELS_DIR``
-(os.pathsep-separated; the user's own models), then the bundled ``Resources/Models``.
+(os.pathsep-separated; the user's own models), then the bundled ``cmrlib/resources/models``.
 """
 from __future__ import annotations
 
@@ -33,12 +33,9 @@ PHANTOM_NOTICE = "phantom-trained demonstration weights: not for clinical use"
 
 
 def bundled_models_dir() -> Path:
-    """``Resources/Models`` of the source tree (or of the Slicer extension install)."""
-    here = Path(__file__).resolve().parent.parent  # .../cmrlib
-    for candidate in (here.parent / "Resources" / "Models", here / "Resources" / "Models"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "Resources" / "Models"
+    """``cmrlib/resources/models``: the same place in a checkout, a wheel and inside Slicer."""
+    from ..resources import MODELS_DIR
+    return MODELS_DIR
 
 
 def model_dirs() -> list[Path]:

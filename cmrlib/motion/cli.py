@@ -27,9 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import staged_folder
+    from ..atomic import check_output_folder, staged_folder
     from ..progress import make_progress
-    from ..study import check_output_folder
     from .pipeline import default_method, process_input
     source, out = Path(args.folder), Path(args.out)
     check_output_folder(source, out)  # inside the input, or not writable: refused before any work
