@@ -19,7 +19,8 @@ section, device choice, status, progress and Cancel, the dependency check, see
 :mod:`CMRCommonLib.widgets`) with the module's ``.ui`` inserted; the parameter node's
 ``studyFolder`` and ``device``; the shared self-tests. The bases find the module's own classes
 by Slicer's naming rule (``<ModuleName>Logic``, ``<ModuleName>ParameterNode`` in the module
-file), as Slicer finds ``<ModuleName>Widget`` and ``<ModuleName>Test``.
+file), as Slicer finds ``<ModuleName>Widget`` and ``<ModuleName>Test``, and the module's Qt-free
+logic in ``<ModuleName>Lib/logic.py`` by its ``MODULE_NAME``.
 
 Slicer-application side: imports ``slicer.ScriptedLoadableModule`` (itself Qt-based) but no
 Qt module directly -- Qt stays in :mod:`CMRCommonLib.widgets`, imported when a panel is set
