@@ -445,6 +445,19 @@ def _pixel_element(fp: Any, ds: pydicom.Dataset) -> tuple[int | None, int] | Non
     return (None if length == 0xFFFFFFFF else length), offset
 
 
+def _decode_header(ds: pydicom.Dataset) -> None:
+    """Convert every standard element of ``ds`` (sequences included) now, so that a corrupt
+    one (an unknown VR, a value that cannot be parsed) costs this file at scan time rather
+    than failing later on access. Private elements are left raw: nothing here reads them."""
+    for tag in list(ds.keys()):
+        if tag.is_private:
+            continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _decode_header(item)
+
+
 def _read_header(path: Path) -> tuple[pydicom.Dataset, tuple[int | None, int] | None, int]:
     """Header of ``path`` with every element decoded (so later access cannot fail), where
     its pixel data element is (:func:`_pixel_element`) and the file size. Raises
@@ -463,7 +476,7 @@ def _read_header(path: Path) -> tuple[pydicom.Dataset, tuple[int | None, int] | 
             pixel = None if syntax == DeflatedExplicitVRLittleEndian else _pixel_element(fp, ds)
             for part in (getattr(ds, "file_meta", None), ds):  # pydicom decodes lazily: do it here
                 if part is not None:
-                    part.walk(lambda *_: None)
+                    _decode_header(part)
     except InvalidDicomError:
         raise _Unusable("not a DICOM file (no DICM preamble)", salvage=True) from None
     except OSError as exc:
@@ -833,7 +846,7 @@ def _pixels(inst: InstanceInfo, cache: dict[Path, np.ndarray]) -> np.ndarray:
     return data.astype(np.float32) * np.float32(inst.rescale_slope) + np.float32(inst.rescale_intercept)
 
 
-def _decode_all(series: SeriesInfo, progress: ProgressCallback | None
+def _decode_frames(series: SeriesInfo, progress: ProgressCallback | None
                 ) -> tuple[list[list[InstanceInfo]], dict[int, np.ndarray], list[SkippedFile]]:
     """Pixels of every image of ``series``: (slices of frames in load order, pixels by
     ``id(instance)``, files lost now). A file that fails to decode is dropped, with all its
@@ -867,7 +880,7 @@ def _decode_all(series: SeriesInfo, progress: ProgressCallback | None
     counts = sorted({len(g) for g in kept})
     if counts[0] == 0 or len(counts) > 1:
         first = lost[0]
-        raise DicomError(f"{first.path}: cannot decode pixel data ({first.reason}); "
+        raise DicomError(f"{first.path}: {first.reason}; "
                          f"without the {len(lost)} undecodable file(s) the series {series.description!r} has "
                          f"{' or '.join(map(str, counts))} frame(s) per slice, not a complete series")
     return kept, pixels, lost
@@ -890,7 +903,7 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None) ->
     if series.problems:
         raise DicomError(f"series {series.description!r} ({series.series_uid}) cannot be loaded: "
                          + "; ".join(series.problems + series.warnings))
-    ordered, pixels, lost_now = _decode_all(series, progress)
+    ordered, pixels, lost_now = _decode_frames(series, progress)
     n_frames = len(ordered[0])
     data = np.empty((n_frames, len(ordered), series.rows, series.cols), np.float32)
     for s, group in enumerate(ordered):
