@@ -485,3 +485,23 @@ def test_load_refuses_a_series_left_incomplete(tmp_path):
     s = next(s for s in scan_folder(tmp_path).series if s.description == "cine SAX")
     with pytest.raises(DicomError, match=rf"different numbers of frames.*{paths[4].name}"):
         load_series(s)
+
+
+def test_lost_file_of_a_split_series_is_tied_to_its_own_part(tmp_path):
+    """One vendor series holding magnitude and PSIR images: a truncated PSIR file is lost by
+    the PSIR part only."""
+    img = Image(np.random.default_rng(5).uniform(0, 500, (3, 8, 8)).round(), (1.5, 1.5, 8.0))
+    uid = "1.2.826.0.1.3680043.8.498.1"
+    write_dicom_series(img, tmp_path / "a", description="LGE SAX", series_uid=uid,
+                       image_type=("ORIGINAL", "PRIMARY", "M", "NONE"), extra={"InversionTime": 300.0})
+    psir = write_dicom_series(img, tmp_path / "b", description="LGE SAX", series_uid=uid, series_number=1,
+                              image_type=("ORIGINAL", "PRIMARY", "R", "PSIR"), rescale_intercept=-4096,
+                              extra={"InversionTime": 300.0})
+    psir[1].write_bytes(psir[1].read_bytes()[:-7])
+    parts = {s.description: s for s in scan_folder(tmp_path).series}
+    assert [k.path for k in parts["LGE SAX [PSIR]"].unreadable_files] == [psir[1]]
+    assert not parts["LGE SAX [magnitude]"].unreadable_files and not parts["LGE SAX [magnitude]"].warnings
+    image = load_series(parts["LGE SAX [PSIR]"])  # the 2 slices left, at their true positions
+    assert image.array.shape == (2, 8, 8) and [d["path"] for d in image.meta["unreadable_files"]] == [str(psir[1])]
+    assert np.allclose(image.meta["SliceLocations"], [0.0, 16.0])
+    assert load_series(parts["LGE SAX [magnitude]"]).meta["unreadable_files"] == []

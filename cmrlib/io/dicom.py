@@ -265,6 +265,14 @@ class _Unusable(Exception):
         self.image_type: tuple[str, ...] | None = None
         self.instance_number = 0
 
+    @classmethod
+    def of_image(cls, reason: str, ds: pydicom.Dataset) -> "_Unusable":
+        """A lost image of a known series: SeriesInstanceUID, ImageType, InstanceNumber from ``ds``."""
+        err = cls(reason, str(ds.get("SeriesInstanceUID", "") or ""))
+        err.image_type = tuple(str(t).upper() for t in (ds.get("ImageType", None) or ()))
+        err.instance_number = int(_float(ds.get("InstanceNumber", 0)) or 0)
+        return err
+
 
 def _short(text: str, limit: int = 200) -> str:
     """``text`` on one printable line of at most ``limit`` characters."""
@@ -283,6 +291,7 @@ def _image_size(ds: pydicom.Dataset) -> tuple[int, int, int, int, int]:
     rows, cols = int(ds.Rows), int(ds.Columns)
     if not (0 < rows <= 65535 and 0 < cols <= 65535):
         raise _Unusable(f"Rows x Columns {rows}x{cols} is not an image size")
+
     def value(keyword: str, default: int) -> int:  # absent or empty: the default; 0 stays 0
         v = getattr(ds, keyword, None)
         return default if v is None or v == "" else int(v)
@@ -493,11 +502,11 @@ def _read_header(path: Path) -> tuple[pydicom.Dataset, tuple[int | None, int] | 
         names = [_short(getattr(u, "name", str(u)), 80) for u in sops if u]
         image = next((n for n in names if "Image Storage" in n), "")
         if image:  # an image class (in the dataset or the file meta) without image attributes: cut short
-            raise _Unusable(f"truncated or incomplete header: {image} without Rows/Columns", uid)
+            raise _Unusable.of_image(f"truncated or incomplete header: {image} without Rows/Columns", ds)
         name = names[0] if names else "unknown SOP class"
         raise _Unusable(f"{_NON_IMAGE_HINT} [{name}]")
     if pixel is None and syntax != DeflatedExplicitVRLittleEndian:
-        raise _Unusable("truncated: the file ends before its pixel data", uid)
+        raise _Unusable.of_image("truncated: the file ends before its pixel data", ds)
     if not uid:
         raise _Unusable("no SeriesInstanceUID")
     for keyword in _DROPPABLE_INTEGERS:
@@ -512,11 +521,8 @@ def _scan_file(path: Path) -> tuple[pydicom.Dataset, list[InstanceInfo]]:
     try:
         return ds, _instances_of(path, ds, pixel, size)
     except Exception as exc:
-        err = exc if isinstance(exc, _Unusable) else _Unusable(f"unusable image header: {_describe(exc)}")
-        err.series_uid = str(ds.SeriesInstanceUID)
-        err.image_type = tuple(str(t).upper() for t in (getattr(ds, "ImageType", None) or ()))
-        err.instance_number = int(_float(getattr(ds, "InstanceNumber", 0)) or 0)
-        raise err from None
+        reason = exc.reason if isinstance(exc, _Unusable) else f"unusable image header: {_describe(exc)}"
+        raise _Unusable.of_image(reason, ds) from None
 
 
 def _salvage_series_uid(path: Path, known: set[str]) -> str:
@@ -556,7 +562,11 @@ def _suspected_losses(s: SeriesInfo, instances: list[InstanceInfo], lost: list[_
             notes.append(f"InstanceNumber {shown} missing between {lo} and {hi}: "
                          f"{len(missing)} file(s) of this series may be lost")
     desc = s.description.lower()
-    family = {"ShMOLLI"} if "shmolli" in desc else set(_SCHEMES.values()) - {"ShMOLLI"} if "molli" in desc else set()
+    family = set()  # the schemes the description allows: none named, no guess
+    if "shmolli" in desc:
+        family = {"ShMOLLI"}
+    elif "molli" in desc:
+        family = set(_SCHEMES.values()) - {"ShMOLLI"}
     if s.kind == "irw" and family:
         short, example = 0, ""
         for group in _group_slices(s.instances).values():
@@ -846,8 +856,8 @@ def _pixels(inst: InstanceInfo, cache: dict[Path, np.ndarray]) -> np.ndarray:
     return data.astype(np.float32) * np.float32(inst.rescale_slope) + np.float32(inst.rescale_intercept)
 
 
-def _decode_frames(series: SeriesInfo, progress: ProgressCallback | None
-                ) -> tuple[list[list[InstanceInfo]], dict[int, np.ndarray], list[SkippedFile]]:
+def _decode_frames(series: SeriesInfo, progress: ProgressCallback | None,
+                   ) -> tuple[list[list[InstanceInfo]], dict[int, np.ndarray], list[SkippedFile]]:
     """Pixels of every image of ``series``: (slices of frames in load order, pixels by
     ``id(instance)``, files lost now). A file that fails to decode is dropped, with all its
     images, when the rest still has the same number of frames at every slice; otherwise
