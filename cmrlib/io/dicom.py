@@ -478,8 +478,7 @@ def _read_header(path: Path) -> tuple[pydicom.Dataset, tuple[int | None, int] | 
     if size == 0:
         raise _Unusable("empty file (0 bytes)")
     try:
-        with open(path, "rb") as fp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns on each odd value; the reason says what matters
+        with open(path, "rb") as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
             syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
             pixel = None if syntax == DeflatedExplicitVRLittleEndian else _pixel_element(fp, ds)
@@ -517,12 +516,14 @@ def _read_header(path: Path) -> tuple[pydicom.Dataset, tuple[int | None, int] | 
 
 def _scan_file(path: Path) -> tuple[pydicom.Dataset, list[InstanceInfo]]:
     """Header and images of one file; raises :class:`_Unusable` (with its series when known)."""
-    ds, pixel, size = _read_header(path)
-    try:
-        return ds, _instances_of(path, ds, pixel, size)
-    except Exception as exc:
-        reason = exc.reason if isinstance(exc, _Unusable) else f"unusable image header: {_describe(exc)}"
-        raise _Unusable.of_image(reason, ds) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on each odd value; the reason says what matters
+        ds, pixel, size = _read_header(path)
+        try:
+            return ds, _instances_of(path, ds, pixel, size)
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, _Unusable) else f"unusable image header: {_describe(exc)}"
+            raise _Unusable.of_image(reason, ds) from None
 
 
 def _salvage_series_uid(path: Path, known: set[str]) -> str:
