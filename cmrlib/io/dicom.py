@@ -162,10 +162,10 @@ class SeriesInfo:
             "modality": self.modality, "kind": self.kind, "kind_reason": self.kind_reason,
             "subtype": self.subtype, "n_files": self.n_files, "n_slices": self.n_slices,
             "n_frames": self.n_frames, "rows": self.rows, "cols": self.cols,
+            "warnings": self.warnings, "unreadable_files": _skipped_dicts(self.unreadable_files),
             "inversion_times_ms": self.inversion_times_ms,
             "trigger_times_ms": self.trigger_times_ms,
             "field_strength_t": self.field_strength_t, "problems": self.problems,
-            "warnings": self.warnings, "unreadable_files": _skipped_dicts(self.unreadable_files),
         }
 
 
