@@ -481,6 +481,16 @@ def test_file_that_fails_only_at_load_is_dropped_and_recorded(tmp_path):
     assert any("could not be decoded when loading" in w for w in image.meta["warnings"])
 
 
+def test_file_gone_since_the_scan_is_dropped_and_recorded(tmp_path):
+    paths = _molli(tmp_path)
+    s = _molli_series(scan_folder(tmp_path))
+    paths[6].unlink()
+    image = load_series(s)
+    assert image.array.shape == (7, 16, 12)
+    assert image.meta["unreadable_files"] == [{"path": str(paths[6]), "reason": "cannot read since the scan "
+                                                                              "(No such file or directory)"}]
+
+
 def test_load_refuses_a_series_left_incomplete(tmp_path):
     """Without one frame a 2-slice cine has 5 phases at one slice and 6 at the other."""
     write_valid_study(tmp_path)

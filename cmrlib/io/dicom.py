@@ -850,6 +850,10 @@ def _pixels(inst: InstanceInfo, cache: dict[Path, np.ndarray]) -> np.ndarray:
         data = cache[inst.path]
         if inst.frame_index is not None and data.ndim == 3:
             data = data[inst.frame_index]
+    except OSError as exc:
+        if exc.errno is None:  # pydicom's parse errors are OSErrors too
+            raise DicomError(f"{inst.path}: cannot decode pixel data ({_describe(exc)})") from exc
+        raise DicomError(f"{inst.path}: cannot read since the scan ({exc.strerror or exc})") from exc
     except Exception as exc:
         raise DicomError(f"{inst.path}: cannot decode pixel data ({_describe(exc)})") from exc
     if data.shape != (inst.rows, inst.cols):
