@@ -195,3 +195,24 @@ def test_reading_the_registry_imports_no_torch_and_no_vtk():
             "print('vtk' in sys.modules, 'torch' in sys.modules, 'cmrlib.mrml' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["False", "False", "False"], proc.stderr
+
+
+def test_a_series_that_lost_a_file_says_so_in_every_result(study_dir, tmp_path, capsys):
+    """MOLLI 8 frames, one file truncated: the scan, the series NRRD, the motion result,
+    run.json and report.html all say that a file is missing."""
+    from cmrlib.cli import main
+    victim = sorted((study_dir / "molli").glob("*.dcm"))[3]
+    victim.write_bytes(victim.read_bytes()[:-200])  # pixel data cut short
+    out = tmp_path / "out"
+    assert main(["run", str(study_dir), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert victim.name in printed and "warning: 1 file(s) of this series could not be read" in printed
+    run = json.loads((out / "run.json").read_text())
+    molli = next(r for r in run["steps"]["motion"]["result"]["series"] if r["series"] == "MOLLI native SAX")
+    assert molli["n_frames"] == 7
+    assert any("1 file(s) of this series could not be read" in n and victim.name in n for n in molli["notes"])
+    on_disk = json.loads((out / molli["out"] / "result.json").read_text())
+    assert on_disk["notes"] == molli["notes"]
+    assert any(victim.name in n for n in run["steps"]["motion"]["notes"])
+    report = (out / "report.html").read_text()
+    assert victim.name in report and "could not be read" in report
