@@ -195,3 +195,67 @@ def test_reading_the_registry_imports_no_torch_and_no_vtk():
             "print('vtk' in sys.modules, 'torch' in sys.modules, 'cmrlib.mrml' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["False", "False", "False"], proc.stderr
+
+
+def test_a_series_that_lost_a_file_says_so_in_every_result(study_dir, tmp_path, capsys):
+    """MOLLI 8 frames, one file truncated: the scan, the series NRRD, the motion result,
+    run.json and report.html all say that a file is missing."""
+    from cmrlib.cli import main
+    victim = sorted((study_dir / "molli").glob("*.dcm"))[3]
+    victim.write_bytes(victim.read_bytes()[:-200])  # pixel data cut short
+    out = tmp_path / "out"
+    assert main(["run", str(study_dir), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert victim.name in printed and "warning: 1 file(s) of this series could not be read" in printed
+    run = json.loads((out / "run.json").read_text())
+    molli = next(r for r in run["steps"]["motion"]["result"]["series"] if r["series"] == "MOLLI native SAX")
+    assert molli["n_frames"] == 7
+    assert any("1 file(s) of this series could not be read" in n and victim.name in n for n in molli["notes"])
+    on_disk = json.loads((out / molli["out"] / "result.json").read_text())
+    assert on_disk["notes"] == molli["notes"]
+    assert any(victim.name in n for n in run["steps"]["motion"]["notes"])
+    report = (out / "report.html").read_text()
+    assert victim.name in report and "could not be read" in report
+
+
+def test_a_new_capability_is_one_package_and_nothing_else(study_dir, tmp_path, monkeypatch, capsys):
+    """Drop a package with capability.py, pipeline.py, outputs.py and cli.py next to cmrlib's
+    own: the CLI, `cmr run`'s order and the report pick it up with no central list edited."""
+    import cmrlib
+    import cmrlib.capabilities as registry
+    from cmrlib.cli import main
+    pkg = tmp_path / "ext" / "toy"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "capability.py").write_text(
+        "from ..contract import Capability, Output, Step\n"
+        "CAPABILITY = Capability('toy', 'counts IRW frames', 'CMRQuality', 'cmrlib.toy.cli', 'Counts frames.',\n"
+        "    Step('cmrlib.toy.pipeline:run_step', series_kinds=('irw',), needs=('t1_map',)),\n"
+        "    outputs=(Output('frames.json', 'json', 'frame counts'),), report='cmrlib.toy.outputs:report_section')\n")
+    (pkg / "pipeline.py").write_text(
+        "import json\nfrom ..contract import StepResult\n"
+        "def run_step(context):\n"
+        "    counts = {s.description: s.n_frames for s in context.series('irw')}\n"
+        "    folder = context.folder('toy'); folder.mkdir(parents=True)\n"
+        "    (folder / 'frames.json').write_text(json.dumps(counts))\n"
+        "    return StepResult({'counts': counts, 't1_maps': len(context.results['t1_map'])}, [f'{len(counts)} series'])\n")
+    (pkg / "outputs.py").write_text(
+        "from ..contract import Finding, ReportSection\n"
+        "def report_section(summary, out):\n"
+        "    return ReportSection('Toy', [Finding(k, float(v), 'frames', fmt='.0f') for k, v in summary['counts'].items()])\n")
+    (pkg / "cli.py").write_text("def add_arguments(p):\n    p.add_argument('folder')\ndef run(args):\n    return 0\n")
+    monkeypatch.setattr(cmrlib, "__path__", [*cmrlib.__path__, str(tmp_path / "ext")])
+    registry.capabilities.cache_clear()
+    try:
+        assert "toy" in [c.command for c in registry.capabilities()]
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "counts IRW frames" in capsys.readouterr().out
+        assert main(["run", str(study_dir), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+        run = json.loads((tmp_path / "out" / "run.json").read_text())
+        assert run["order"] == ["motion", "toy"]  # toy needs motion's t1_map
+        assert run["steps"]["toy"]["result"]["t1_maps"] == 2
+        report = (tmp_path / "out" / "report.html").read_text()
+        assert "<h3>Toy</h3>" in report and ">7</td>" in report and ">8</td>" in report
+    finally:
+        registry.capabilities.cache_clear()

@@ -35,6 +35,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"      kind: {KIND_LABELS[s.kind]} — {s.kind_reason}")
         for p in s.problems:
             print(f"      problem: {p}")
+        for w in s.warnings:
+            print(f"      warning: {w}")
     if scan.skipped:
         print(f"{len(scan.skipped)} file(s) skipped:")
         for k in scan.skipped:
@@ -88,7 +90,8 @@ def _print_run_summary(summary: dict) -> None:
         for p in problems:
             print(f"  problem in {desc}: {p}")
     for row in summary["converted"]:
-        print(f"  {'wrote ' + row['file'] if 'file' in row else 'not converted: ' + row['error']}")
+        print(f"  {'wrote ' + row['file'] if 'file' in row else 'not converted: ' + row['error']}"
+              + (f" (warning: {row['warning']})" if row.get("warning") else ""))
     for name, step in summary["steps"].items():
         detail = {"done": "", "skipped": f" ({step.get('reason')})", "failed": f": {step.get('error')}"}[step["status"]]
         print(f"  step {name}: {step['status']}{detail}")

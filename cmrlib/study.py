@@ -57,8 +57,13 @@ def convert_series(scan: DicomScan, out_dir: Path, progress: ProgressCallback | 
         report(progress, "convert", k, len(scan.series), s.description)
         name = f"{s.series_number if s.series_number is not None else k:03d}_{s.kind}_{_slug(s.description)}.nrrd"
         try:
-            path = write_image(load_series(s), folder / name)
-            rows.append({"series": s.description, "kind": s.kind, "file": str(path.relative_to(out_dir))})
+            image = load_series(s)
+            path = write_image(image, folder / name)
+            row = {"series": s.description, "kind": s.kind, "file": str(path.relative_to(out_dir))}
+            lost = image.meta.get("unreadable_files") or []
+            if lost:
+                row["warning"] = f"{len(lost)} file(s) of this series could not be read and are missing"
+            rows.append(row)
         except CMRError as exc:
             rows.append({"series": s.description, "kind": s.kind, "error": str(exc)})
     report(progress, "convert", len(scan.series), len(scan.series), "done")
@@ -167,7 +172,7 @@ def run_study(study_dir: str | Path, out_dir: str | Path, progress: ProgressCall
         "study": str(study_dir), "out": str(final_out or out_dir), "software": f"SlicerCMR {__version__}", "device": describe_device(dev),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "series": [s.summary() for s in scan.series],
-        "series_problems": {s.description: s.problems for s in scan.series if s.problems},
+        "series_problems": {s.description: [*s.problems, *s.warnings] for s in scan.series if s.problems or s.warnings},
         "skipped_files": [{"path": str(k.path), "reason": k.reason} for k in scan.skipped],
         "converted": convert_series(scan, out_dir, progress),
         "order": [c.command for c in order],

@@ -6,6 +6,7 @@ the files :mod:`cmrlib.motion.outputs`.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from . import METHODS
@@ -32,8 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import default_method, process_input
     source, out = Path(args.folder), Path(args.out)
     check_output_folder(source, out)  # inside the input, or not writable: refused before any work
+    method = args.method or default_method()
+    if args.method is None and method != "moconet":
+        print("note: MOCOnet weights are not installed (cmr models list); correcting motion with the "
+              "classical registration instead (tens of seconds per series)", file=sys.stderr)
     with staged_folder(out) as stage:  # a failure half-way leaves nothing that looks complete
-        results = process_input(source, stage, args.method or default_method(), mask_path=args.mask,
+        results = process_input(source, stage, method, mask_path=args.mask,
                                 mask_label=args.mask_label, series_number=args.series, device=args.device,
                                 progress=make_progress(args))
     for r in results:
