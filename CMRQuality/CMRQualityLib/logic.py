@@ -1,9 +1,10 @@
 """CMRQuality logic (Qt-free): the module's inputs in an MRML scene.
 
 CMRQuality's processing (LGE certainty, LV slice level, left-atrial LGE quality, labelling tools)
-is planned, not in this version (``cmrlib.capabilities.PLANNED``); for now the logic finds the
-inputs those steps will take: LGE volumes (PSIR or magnitude) and cine series loaded by the
-study loader.
+is planned, not in this version (``cmrlib.capabilities.PLANNED``; method cards
+docs/methods/lge-certainty.md, docs/methods/slice-level.md, docs/methods/la-quality.md); for
+now the logic finds the inputs those steps will take: LGE volumes (PSIR or magnitude) and cine
+series loaded by the study loader.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 CMRSegmentation's processing (QCD myocardium segmentation, RV insertion / LV centre landmarks with
 AHA segments, LGE-cine fusion scar) is planned, not in this version
-(``cmrlib.capabilities.PLANNED``); for now the logic finds the inputs those steps will take: cine
+(``cmrlib.capabilities.PLANNED``; method cards docs/methods/qcd.md, docs/methods/landmarks.md,
+docs/methods/scar-fusion.md); for now the logic finds the inputs those steps will take: cine
 sequences (TriggerTime per frame, ms), LGE volumes and T1 maps loaded by the study loader.
 """
 from __future__ import annotations

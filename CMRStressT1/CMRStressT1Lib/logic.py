@@ -1,7 +1,7 @@
 """CMRStressT1 logic (Qt-free): the module's inputs in an MRML scene.
 
 CMRStressT1's processing (stress-to-rest T1 registration, dT1 reactivity maps) is planned, not in
-this version (``cmrlib.capabilities.PLANNED``); for now the logic finds the inputs it will take:
+this version (``cmrlib.capabilities.PLANNED``; method card docs/methods/dt1.md); for now the logic finds the inputs it will take:
 T1 maps (scanner maps, or maps fitted by CMRMotion from IRW series) loaded by the study loader.
 """
 from __future__ import annotations
