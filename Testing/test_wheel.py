@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 
 
+#: the installed wheel must be what runs: nothing may point back at the checkout
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CMR_MODELS_DIR", "CMR_SAMPLE_DATA_DIR")}
+
+
 def _run(cmd: list[str], cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or CLEAN_ENV)
     assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -47,8 +51,7 @@ def test_installed_wheel_verifies_models_and_runs_the_demo(wheel, tmp_path):
     pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     _run(pip + ["torch==2.13.0"], cwd=tmp_path, timeout=900)
     _run(pip + ["-c", str(CONSTRAINTS), str(wheel)], cwd=tmp_path, timeout=900)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CMR_MODELS_DIR", "CMR_SAMPLE_DATA_DIR")}
-    env["CMR_DEVICE"] = "cpu"
+    env = dict(CLEAN_ENV, CMR_DEVICE="cpu")
     cmr = str(venv / "bin" / "cmr")
     where = _run([str(py), "-c", "import cmrlib, sys; print(cmrlib.__file__)"], cwd=tmp_path, env=env).stdout
     assert str(venv) in where, "the test must exercise the installed wheel, not the checkout"

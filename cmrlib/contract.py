@@ -71,7 +71,8 @@ class Capability:
     ``reader``: ``"module:function"`` reading that folder back, ``folder -> dict``.
     ``report``: ``"module:function"``, ``(step_summary: dict, folder: Path) -> ReportSection``.
     ``adapter``: ``"module:function"`` in the Slicer module's ``…Lib`` package that turns the
-    reader's dict into MRML nodes, ``(scene, outputs: dict) -> dict[str, node]``.
+    reader's dict into MRML nodes, ``(scene, outputs: dict, name: str) -> <Capability>Outputs``
+    (an object holding the nodes and the summary, e.g. ``CMRMotionLib.logic.MotionOutputs``).
     ``panel``: the Slicer module showing it; ``panel_help``: what that panel section does
     in this version (shown in the module's help).
     """

@@ -126,7 +126,7 @@ class TissueSet:
         return out
 
 
-#: Mask label table of the ground truth (DESIGN.md "Data contract": 0 background,
+#: Mask label table of the ground truth (docs/architecture.md "Data contract": 0 background,
 #: 1 myocardium, 2 blood pool, 3 scar; the rest extend it).
 LABELS: dict[int, str] = {
     0: "background",
