@@ -56,20 +56,39 @@ def test_every_manifest_architecture_builds():
         assert sum(p.numel() for p in net.parameters()) > 0
 
 
-def test_motion_outputs_round_trip_writer_reader_adapter(tmp_path):
-    """writer → reader → MRML adapter, and the folder holds exactly the declared outputs."""
-    from cmrlib.motion.outputs import write_result
+WITH_OUTPUTS = [c for c in CAPS if c.reader]
+
+
+@pytest.mark.parametrize("cap", WITH_OUTPUTS, ids=[c.command for c in WITH_OUTPUTS])
+def test_outputs_round_trip_writer_reader_adapter(cap: Capability, tmp_path):
+    """Every capability with outputs: its example result, written by its writer, holds exactly
+    the declared files, reads back, and becomes MRML nodes through its adapter."""
+    assert cap.example and cap.adapter, f"{cap.command}: a reader needs an example writer and an adapter"
+    folder = tmp_path / cap.command
+    resolve(cap.example)(folder)
+    files = {p.name for p in folder.iterdir()}
+    declared = {o.name for o in cap.outputs}
+    required = {o.name for o in cap.outputs if not o.optional}
+    assert required <= files, f"missing: {required - files}"
+    assert files <= declared, f"undeclared files: {files - declared}"
+    outputs = resolve(cap.reader)(folder)
+    assert isinstance(outputs, dict) and outputs.get("summary") is not None
+    pytest.importorskip("slicer")
+    from cmrlib.mrml import new_scene
+    scene = new_scene()
+    before = scene.GetNumberOfNodes()
+    nodes = resolve(cap.adapter)(scene, outputs, cap.command)
+    assert nodes is not None and scene.GetNumberOfNodes() > before
+
+
+def test_motion_outputs_read_back_equal(tmp_path):
+    from cmrlib.motion.outputs import read_result, write_result
     from cmrlib.motion.pipeline import correct_and_map
     from conftest import irw_image
-    cap = next(c for c in CAPS if c.command == "motion")
     image, mask = irw_image()
     result = correct_and_map(image, "none", mask=mask)
     written = write_result(result, tmp_path / "m")
-    files = {p.name for p in (tmp_path / "m").iterdir()}
-    declared = {o.name for o in cap.outputs}
-    required = {o.name for o in cap.outputs if not o.optional}
-    assert required <= files <= declared, (files, declared)
-    outputs = resolve(cap.reader)(tmp_path / "m")
+    outputs = read_result(tmp_path / "m")
     np.testing.assert_allclose(outputs["t1"].array, result.t1.array)
     np.testing.assert_allclose(outputs["r2"].array, result.r2.array)
     assert outputs["corrected"].n_frames == image.n_frames
@@ -77,7 +96,7 @@ def test_motion_outputs_round_trip_writer_reader_adapter(tmp_path):
     assert outputs["dvf"].shape[-1] == 3
     pytest.importorskip("slicer")
     from cmrlib.mrml import image_from_volume_node, new_scene
-    nodes = resolve(cap.adapter)(new_scene(), outputs, "IRW")
+    nodes = resolve("CMRMotionLib.logic:outputs_to_nodes")(new_scene(), outputs, "IRW")
     np.testing.assert_allclose(image_from_volume_node(nodes.t1).array, result.t1.array, rtol=1e-6)
     assert nodes.summary["method"] == "none"
 

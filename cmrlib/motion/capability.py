@@ -27,4 +27,5 @@ CAPABILITY = Capability(
     reader="cmrlib.motion.outputs:read_result",
     report="cmrlib.motion.outputs:report_section",
     adapter="CMRMotionLib.logic:outputs_to_nodes",
+    example="cmrlib.motion.outputs:write_example",
 )

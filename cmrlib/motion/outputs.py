@@ -59,6 +59,17 @@ def write_result(result, out: Path) -> dict[str, Any]:
     return summary
 
 
+def write_example(folder: Path) -> None:
+    """A small real result (a 40² still phantom ShMOLLI set, fit with motion correction off)
+    written by :func:`write_result`: what the contract test reads back."""
+    from ..phantom import Phantom, PhantomOptions, sample_subject
+    from .pipeline import correct_and_map
+    series = Phantom(sample_subject(3, PhantomOptions(matrix=40, la=False, clean=True))).irw(
+        "mid", "native", "ShMOLLI", motion_severity=0.0)
+    result = correct_and_map(series.image, "none", mask=series.labels.array[0] == 1)
+    write_result(result, Path(folder))
+
+
 def read_result(folder: str | Path) -> dict[str, Any]:
     """A motion output folder back as images: ``t1``, ``r2``, ``r2_before`` (or None),
     ``corrected`` (sequence), ``dvf`` (``[frame, slice, row, col, 3]`` LPS mm), ``dvf_grid``
