@@ -257,6 +257,12 @@ def test_slice_levels_by_thirds():
     assert aha.slice_levels([85, 61, 59, 31, 29, 1], base_mm=90, apex_mm=0) == \
         ["basal", "basal", "mid", "mid", "apical", "apical"]
     assert aha.slice_levels([-3.0], base_mm=0, apex_mm=90) == ["basal"]
+    # the apical cap (myocardium, no cavity) is segment 17 and leaves the thirds to the cavity's slices
+    assert aha.slice_levels([10.0 * k for k in range(10)], cap=[False] * 9 + [True]) == \
+        ["basal"] * 3 + ["mid"] * 3 + ["apical"] * 3 + ["apex"]
+    assert aha.slice_levels([0.0, 8.0], cap=[True, True]) == ["apex", "apex"]
+    with pytest.raises(InputError, match="cap has 1 entries"):
+        aha.slice_levels([0.0, 8.0], cap=[True])
     with pytest.raises(InputError, match="LV extent is empty"):
         aha.slice_levels([12.0])
     with pytest.raises(InputError, match="at least one"):
@@ -374,3 +380,63 @@ def test_reproduces_the_phantom_aha_map(seed):
         seg_m = aha.aha_segments(myo[:, ::-1], [cols - 1 - c[0], c[1]], [cols - 1 - i[0], i[1]], sl["aha_level"],
                                  direction=d, spacing=s.image.spacing[:2])
         assert np.mean(seg_m[:, ::-1][both] == truth[both]) >= 0.95
+
+
+def test_long_axis_positions_and_levels_of_a_phantom_stack():
+    """Positions increase from base to apex whichever way the slice axis runs; with the
+    phantom's mitral plane and cavity end as the extent the levels are the phantom's, and the
+    default (thirds of the slices that hold LV myocardium) agrees on this stack."""
+    from cmrlib.image import Image
+    from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
+    ph = Phantom(sample_subject(4, PhantomOptions(matrix=128, la=False)))
+    slices = [ph.lge_slice(k) for k in range(ph.s.n_slices)]
+    truth = [s.truth["slices"][0] for s in slices]
+    pos = [aha.long_axis_positions(s.image)[0] for s in slices]
+    z = [t["z_from_mitral_plane_mm"] for t in truth]
+    assert np.allclose(np.diff(pos), np.diff(z), atol=1e-3) and np.all(np.diff(pos) > 0)
+    # the same stack with its slice axis reversed (apex -> base): same positions per slice
+    img = slices[0].image
+    flipped = Image(img.array, img.spacing, img.origin, img.direction * [1, 1, -1])
+    assert aha.long_axis_positions(flipped) == pytest.approx(aha.long_axis_positions(img))
+    lv = [k for k, t in enumerate(truth) if t["aha_segments_present"]]
+    za = np.array([t["material_z_mm"] for t in truth])
+    assert aha.slice_levels(za[lv], base_mm=0.0, apex_mm=ph.anat.l_endo) == [truth[k]["aha_level"] for k in lv]
+    cap = [not (slices[k].labels.array == 2).any() for k in lv]
+    assert aha.slice_levels([pos[k] for k in lv], cap=cap) == [truth[k]["aha_level"] for k in lv]
+
+
+def test_the_test_frame_is_anatomical():
+    """The frame the orientation tests build from is the patient's: lateral towards the
+    patient's left (+x LPS), anterior towards -y, the apex left-anterior-inferior."""
+    e_u, e_v, n = heart_frame()
+    assert e_u[0] > 0.5 and e_v[1] < -0.5 and n @ aha.APEX_PRIOR_LPS > 0.9
+    assert np.allclose(np.cross(e_u, e_v), n)
+
+
+def test_aha_volume_on_a_phantom_stack():
+    """A whole phantom LGE stack: levels from the geometry, segments per slice; slices without
+    an RV insertion point (beyond the RV) are reported and left 0; the rest match the phantom."""
+    from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
+    ph = Phantom(sample_subject(4, PhantomOptions(matrix=128, la=False)))
+    slices = [ph.lge_slice(k) for k in range(ph.s.n_slices)]
+    truth = [s.truth["slices"][0] for s in slices]
+    labels = np.stack([s.labels.array[0] for s in slices])
+    myo = (labels == 1) | (labels == 3)
+    lv = [k for k in range(len(slices)) if myo[k].any()]
+    lv_levels = aha.slice_levels([aha.long_axis_positions(slices[k].image)[0] for k in lv],
+                                 cap=[not (labels[k] == 2).any() for k in lv])
+    levels = [lv_levels[lv.index(k)] if k in lv else None for k in range(len(slices))]
+
+    def px(t, name):
+        return t[name]["pixel_col_row"] if t[name] is not None else None
+    skipped: list[dict] = []
+    vol = aha.aha_volume(myo, [px(t, "lv_centre") for t in truth], [px(t, "rv_insertion_anterior") for t in truth],
+                         levels, direction=slices[0].image.direction, spacing=slices[0].image.spacing[:2],
+                         skipped=skipped)
+    done = [k for k in range(len(slices)) if vol[k].any()]
+    assert {s["index"] for s in skipped} | set(done) == set(range(len(slices)))
+    assert len(done) >= 6
+    want = np.stack([s.aha.array[0] for s in slices]).astype(int)
+    same_level = [k for k in done if levels[k] == truth[k]["aha_level"]]
+    sel = myo[same_level] & (want[same_level] > 0)
+    assert np.mean(vol[same_level][sel] == want[same_level][sel]) >= 0.95

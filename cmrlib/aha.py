@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .image import Image
 
 SEGMENT_NAMES: dict[int, str] = {
     1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal",
@@ -233,34 +234,56 @@ def aha_volume(myocardium: np.ndarray, lv_centres: Sequence[Sequence[float] | No
     return out
 
 
+def long_axis_positions(image: Image) -> list[float]:
+    """Position (mm) of each slice of ``image`` along the long axis, increasing towards the
+    apex: the slice centres' LPS positions projected on the plane normal turned to point to
+    the apex (:func:`display_sign`), ready for :func:`slice_levels`. Works across series
+    (T1 maps acquired one slice a series): positions share the patient's LPS origin."""
+    d = np.asarray(image.direction, float)
+    sign = display_sign(d)
+    normal = np.cross(d[:, 0], d[:, 1])
+    apexward = -sign * normal / np.linalg.norm(normal)
+    n_slices = image.spatial_shape[0]
+    origin = np.asarray(image.origin, float)
+    return [float((origin + k * image.spacing[2] * d[:, 2]) @ apexward) for k in range(n_slices)]
+
+
 def slice_levels(positions_mm: Sequence[float], base_mm: float | None = None,
-                 apex_mm: float | None = None) -> list[str]:
-    """AHA level ("basal" / "mid" / "apical", "apex" beyond the apex end) of each slice.
+                 apex_mm: float | None = None, *, cap: Sequence[bool] | None = None) -> list[str]:
+    """AHA level ("basal" / "mid" / "apical", "apex" for the apical cap) of each slice.
 
     ``positions_mm``: positions along the long axis (mm) of the slices that hold LV
-    myocardium. The LV extent from ``base_mm`` to ``apex_mm`` is cut into thirds; either
-    direction of the axis works when both are given. Defaults: positions are taken to
-    increase towards the apex; ``base_mm`` = the lowest position and ``apex_mm`` = the highest,
-    each widened by half the median slice spacing (every slice covers its own thickness), so
-    equally spaced stacks split by slice count (9 slices → 3 / 3 / 3, 10 → 3 / 4 / 3).
-    A position past ``apex_mm`` (the apical cap beyond the cavity, when ``apex_mm`` is the
-    endocardial apex) is "apex"; one before ``base_mm`` counts as "basal".
+    myocardium (:func:`long_axis_positions`). The LV extent from ``base_mm`` to ``apex_mm``
+    is cut into thirds; either direction of the axis works when both are given. Defaults:
+    positions increase towards the apex; ``base_mm`` = the lowest position and ``apex_mm``
+    = the highest, each widened by half the median slice spacing (every slice covers its own
+    thickness), so equally spaced stacks split by slice count (9 slices → 3 / 3 / 3,
+    10 → 3 / 4 / 3). ``cap``: per slice True where the slice is the apical cap (myocardium
+    but no LV cavity): such a slice is "apex" (segment 17) and the default extent is that of
+    the other slices (thirds of the cavity's length, as in the AHA model). A position past
+    an explicit ``apex_mm`` is "apex" too; one before ``base_mm`` counts as "basal".
     """
     p = np.asarray(positions_mm, float).reshape(-1)
     if p.size == 0:
         raise InputError("slice_levels needs at least one slice position (mm)")
     if not np.all(np.isfinite(p)):
         raise InputError(f"slice positions must be finite numbers (mm); got {list(positions_mm)!r}")
-    half = 0.5 * float(np.median(np.diff(np.sort(p)))) if p.size > 1 else 0.0
-    base = float(base_mm) if base_mm is not None else float(p.min()) - half
-    apex = float(apex_mm) if apex_mm is not None else float(p.max()) + half
+    is_cap = np.zeros(p.size, bool) if cap is None else np.asarray(cap, bool).reshape(-1)
+    if is_cap.size != p.size:
+        raise InputError(f"cap has {is_cap.size} entries for {p.size} slice positions")
+    body = p[~is_cap]
+    if body.size == 0:
+        return ["apex"] * p.size
+    half = 0.5 * float(np.median(np.diff(np.sort(body)))) if body.size > 1 else 0.0
+    base = float(base_mm) if base_mm is not None else float(body.min()) - half
+    apex = float(apex_mm) if apex_mm is not None else float(body.max()) + half
     if abs(apex - base) < 1e-6:
         raise InputError(f"the LV extent is empty (base {base:.1f} mm, apex {apex:.1f} mm): "
                          "give base_mm and apex_mm, or positions of more than one slice")
     t = (p - base) / (apex - base)
     eps = 1e-9
-    return ["basal" if v < 1 / 3 - eps else "mid" if v < 2 / 3 - eps else "apical" if v <= 1 + eps else "apex"
-            for v in t]
+    return ["apex" if c else "basal" if v < 1 / 3 - eps else "mid" if v < 2 / 3 - eps else "apical" if v <= 1 + eps
+            else "apex" for v, c in zip(t, is_cap)]
 
 
 # ---- statistics ----------------------------------------------------------------------------
@@ -393,5 +416,5 @@ def bullseye(values: Mapping[int, float | None], path: str | Path, *, title: str
 
 
 __all__ = ["SEGMENT_NAMES", "LEVEL_SEGMENTS", "LEVELS", "APEX_PRIOR_LPS", "BULLSEYE_CENTRE_DEG", "BULLSEYE_SIZE_PX",
-           "display_sign", "anatomical_angles", "segment_of_angle", "aha_segments", "aha_volume", "slice_levels",
+           "display_sign", "anatomical_angles", "long_axis_positions", "segment_of_angle", "aha_segments", "aha_volume", "slice_levels",
            "segment_stats", "bullseye"]
