@@ -89,6 +89,7 @@ def test_apex_level_is_segment_17_everywhere():
     m = ring(r_in=0.0, r_out=20.0)
     seg = aha.aha_segments(m, [C, C], point_at(120.0, 20.0), "apex")
     assert np.all(seg[m] == 17) and np.all(seg[~m] == 0)
+    assert np.array_equal(aha.aha_segments(m, None, None, "apex"), seg)  # the cap needs no landmarks
 
 
 def test_anisotropic_pixels_use_physical_angles():
@@ -239,6 +240,8 @@ def test_aha_volume_reports_slices_without_landmarks():
     assert not vol[1].any() and not vol[2].any() and not vol[3].any()
     assert [s["index"] for s in skipped] == [1, 2, 3]
     assert "no landmarks" in skipped[0]["reason"] and "no myocardium" in skipped[1]["reason"]
+    cap = aha.aha_volume(m[:1], [None], [None], ["apex"])
+    assert np.all(cap[0][m[0]] == 17)
     with pytest.raises(InputError, match="entries for 4 slices"):
         aha.aha_volume(m, [[C, C]] * 3, [point_at(120)] * 4, ["mid"] * 4)
 

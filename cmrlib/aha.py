@@ -175,11 +175,19 @@ def aha_segments(myocardium: np.ndarray, lv_centre_px: Sequence[float], rv_inser
     assumes the standard display. ``spacing``: (column, row) pixel size in mm so that
     angles are physical (default isotropic).
 
+    At the "apex" level the points may be None (the cap has no angular reference).
+
     Raises :class:`~cmrlib.errors.InputError` for an empty mask, points outside the image,
     an unknown level, or an insertion point on the centre.
     """
     _check_level(level)
     m = _mask2d(myocardium)
+    if level == "apex":  # the apical cap is one segment: no angular reference needed
+        for name, p in (("lv_centre_px", lv_centre_px), ("rv_insertion_px", rv_insertion_px)):
+            if p is not None:
+                _point(p, name, m.shape)
+        display_sign(direction)
+        return m.astype(np.int32) * 17
     centre = _point(lv_centre_px, "lv_centre_px", m.shape)
     ins = _point(rv_insertion_px, "rv_insertion_px", m.shape)
     sc, sr = _spacing2(spacing)
@@ -202,7 +210,8 @@ def aha_volume(myocardium: np.ndarray, lv_centres: Sequence[Sequence[float] | No
 
     ``lv_centres`` / ``rv_insertions``: per slice ``[column, row]`` pixels or None;
     ``levels``: per slice a level name (:func:`slice_levels`) or None. A slice with no
-    landmarks, no level or no myocardium gets 0 everywhere and is reported: when
+    landmarks (an "apex" slice needs none), no level or no myocardium gets 0 everywhere
+    and is reported: when
     ``skipped`` is a list, ``{"index": k, "reason": "..."}`` is appended for it. Other bad
     input (points outside the image, an unknown level) still raises.
     """
@@ -215,17 +224,16 @@ def aha_volume(myocardium: np.ndarray, lv_centres: Sequence[Sequence[float] | No
     for name, seq in (("lv_centres", lv_centres), ("rv_insertions", rv_insertions), ("levels", levels)):
         if len(seq) != n:
             raise InputError(f"{name} has {len(seq)} entries for {n} slices")
-    sign_check = display_sign(direction)  # refuse a long-axis geometry once, before any slice
-    del sign_check
+    display_sign(direction)  # refuse a long-axis geometry once, before any slice
     out = np.zeros(m.shape, np.int32)
     for k in range(n):
         reason = None
-        if lv_centres[k] is None or rv_insertions[k] is None:
-            reason = "no landmarks (LV centre / RV insertion point) for this slice"
-        elif levels[k] is None:
+        if levels[k] is None:
             reason = "no AHA level for this slice"
         elif not np.any(m[k]):
             reason = "no myocardium in this slice"
+        elif levels[k] != "apex" and (lv_centres[k] is None or rv_insertions[k] is None):
+            reason = "no landmarks (LV centre / RV insertion point) for this slice"
         if reason is not None:
             if skipped is not None:
                 skipped.append({"index": k, "reason": reason})
