@@ -2,7 +2,7 @@
 
 Layers of ``cmrlib``, bottom to top:
 0 core        errors, atomic, progress, device, image, metrics
-1 foundations io, t1, models, resources, contract (the capability record), capabilities (the registry)
+1 foundations io, t1, models, resources, aha, contract (the capability record), capabilities (the registry)
 2 phantom
 3 capabilities  every package with a ``capability.py`` other than phantom (motion, …)
 4 orchestration study, report, batch

@@ -94,28 +94,32 @@ def write_figures(t1: Image, r2: Image, r2_before: Image | None, valid: np.ndarr
                   title: str = "", myocardium_ms: float | None = None) -> list[str]:
     """``t1_map.png`` (T1 with a colour bar, ms; pixels without a valid fit black) and
     ``r2_before_after.png``; returns the file names written."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure on the Agg canvas, never pyplot: no global backend switch (matters inside Slicer)
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     t1_arr = np.asarray(t1.array, np.float32).reshape(t1.spatial_shape)
     ok = np.asarray(valid).reshape(t1.spatial_shape)
     low, high = t1_window_ms(t1_arr, ok, myocardium_ms)
     n = t1_arr.shape[0]
-    cmap = plt.get_cmap("jet").with_extremes(bad="black")
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 0.8, 4.2), squeeze=False)
+    cmap = colormaps["jet"].with_extremes(bad="black")
+    fig = Figure(figsize=(4.2 * n + 0.8, 4.2))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n, squeeze=False)
     for k, ax in enumerate(axes[0]):
         im = ax.imshow(np.ma.masked_where(~ok[k], t1_arr[k]), cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
         ax.set_axis_off()
         ax.set_title(f"{title} slice {k + 1}" if n > 1 else title, fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="T1 (ms)")
     fig.savefig(out / T1_PNG, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     written = [T1_PNG]
     if r2_before is not None:
         after = np.asarray(r2.array).reshape(r2.spatial_shape)
         before = np.asarray(r2_before.array).reshape(r2.spatial_shape)
-        fig, axes = plt.subplots(n, 2, figsize=(8.6, 4.0 * n), squeeze=False)
+        fig = Figure(figsize=(8.6, 4.0 * n))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(n, 2, squeeze=False)
         for k in range(n):
             for ax, arr, label in ((axes[k, 0], before, "R² before correction"), (axes[k, 1], after, "R² after correction")):
                 im = ax.imshow(arr[k], cmap="gray", vmin=R2_WINDOW[0], vmax=R2_WINDOW[1], interpolation="nearest")
@@ -123,7 +127,6 @@ def write_figures(t1: Image, r2: Image, r2_before: Image | None, valid: np.ndarr
                 ax.set_title(label, fontsize=9)
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.85, label="R²")
         fig.savefig(out / R2_PNG, dpi=100, bbox_inches="tight")
-        plt.close(fig)
         written.append(R2_PNG)
     return written
 
