@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing
 import shutil
 import signal
 import time
@@ -160,7 +161,10 @@ def run_batch(root: str | Path, out: str | Path, jobs: int = 1, device: str | No
                     outcome, error = None, str(exc)
                 finish(study, fp, outcome, error)
         else:
-            pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
+            # spawn, not fork: a forked child of a process whose torch / OpenMP threads hold locks
+            # can wait on them forever (seen under pytest); spawned workers start clean
+            pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init,
+                                       mp_context=multiprocessing.get_context("spawn"))
             pending = {}
             queue = list(todo)
             while queue or pending:
