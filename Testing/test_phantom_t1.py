@@ -91,7 +91,7 @@ def test_independent_fit_recovers_tissue_t1(scheme, condition, field, seed, mode
     else:  # the sequence reads T1 low (MOLLI-type bias) and truth says by how much
         myo = irw.maps["tissue"].array[0] == T.MYOCARDIUM
         ratio = np.median(irw.maps["t1_fit_ms"].array[0][myo] / irw.maps["t1_ms"].array[0][myo])
-        assert 0.7 < ratio < 0.99
+        assert (0.5 if scheme == "ShMOLLI" else 0.8) < ratio < 0.99  # ShMOLLI: all samples, no conditional fit
     codes = (T.MYOCARDIUM, T.LV_BLOOD, T.RV_BLOOD, T.LIVER, T.MUSCLE, T.FAT)
     px = _interior_pixels(irw, codes)
     assert px.size > 300

@@ -379,10 +379,9 @@ class Phantom:
             t1_fit = t1_app
             t1_cond = None
         else:
-            frames, ti, order, t1_fit, t1_cond, physics = self._irw_sequence(
+            frames, ti, order, t1_fit, t1_cond, physics, t1_app = self._irw_sequence(
                 scheme, tissue, t1_tissue, band, rr, ti0, rng, r["texture"], coil, name)
             samples = [seq.IRWSample(float(t), x.inversion, x.heartbeat) for t, x in zip(ti, samples)]
-            t1_app = t1_tissue
         # respiratory / non-rigid motion between frames (object moves, then it is imaged)
         sev_m = self._severity("motion") if motion_severity is None else float(motion_severity)
         centre = grid.to_pixel(self.pivot, 0)
@@ -426,6 +425,7 @@ class Phantom:
             # what an ideal fit of noise-free, motion-free frames reads (all samples), and for
             # ShMOLLI with conditional reconstruction: the sequence's own bias, not the tissue T1
             "fit_t1_ms": self._tissue_t1_table(tissue, t1_fit),
+            "reference_t1_ms": self._tissue_t1_table(tissue, t1_tissue),
             **({"conditional_fit_t1_ms": self._tissue_t1_table(tissue, t1_cond)} if t1_cond is not None else {}),
             "sequence": physics,
             "slice": self._slice_truth(grid, 0, self.t_mid, motion, labels, aha),
@@ -447,16 +447,20 @@ class Phantom:
         """IRW frames from the sequence-level Bloch simulation (cmrlib.t1.sequence), one simulation
         per distinct (T1, T2, off-resonance level) of the slice; with the ideal fits' readings."""
         from ..t1.fit import fit_t1, fit_t1_shmolli
-        from ..t1.sequence import DEFAULT_READOUT, beat_intervals, simulate_irw
+        from ..t1.sequence import (DEFAULT_READOUT, REFERENCE_RR_MS, REFERENCE_SCHEME, beat_intervals, simulate_irw,
+                                   tissue_t1_for_reading)
         s = self.s
         t2 = self.ts.t2[tissue]
         band_q = np.round(band * 8.0) / 8.0  # 9 off-resonance levels
         keys = np.stack([np.round(t1.astype(np.float64), 2), t2.astype(np.float64), band_q.astype(np.float64)], -1)
         uniq, inv = np.unique(keys.reshape(-1, 3), axis=0, return_inverse=True)
         inv = inv.reshape(-1)
+        # the tissue tables are MOLLI-type readings: simulate the tissue T1 that reads them
+        pairs, pinv = np.unique(uniq[:, :2], axis=0, return_inverse=True)
+        t1_tissue_u = tissue_t1_for_reading(pairs[:, 0], pairs[:, 1])[pinv.reshape(-1)]
         eta = DEFAULT_READOUT.inversion_efficiency * (1.0 - 0.3 * uniq[:, 2])
         beats = beat_intervals(scheme, rr, s.rr_sd_ms, stable_seed(s.seed, name, "rr"))
-        sim = simulate_irw(uniq[:, 0], uniq[:, 1], scheme, beats, ti0_ms=ti0, inversion_efficiency=eta)
+        sim = simulate_irw(t1_tissue_u, uniq[:, 1], scheme, beats, ti0_ms=ti0, inversion_efficiency=eta)
         order = sim.order
         sig = sim.signal[order]  # [frames, combos] sorted by TI
         tis = sim.ti_ms[order]
@@ -471,14 +475,18 @@ class Phantom:
         a = (self.ts.pd[tissue] * (1.0 + 0.04 * texture) * coil * _SCALE["irw"] * s.gain
              * (1.0 - 0.8 * band) / _irw_reference_signal())
         frames = (a[None] * sig[:, inv].reshape((len(tis),) + tissue.shape)).astype(F32)
+        t1_tissue = t1_tissue_u[inv].reshape(tissue.shape)
         physics = {"irw_model": "sequence", "model": "Bloch simulation of the breath-hold (cmrlib.t1.sequence)",
+                   "tissue_t1": (f"tissue T1 chosen so that {REFERENCE_SCHEME} at {60000 / REFERENCE_RR_MS:.0f} bpm "
+                                 "reads the tissue table's (MOLLI-type) value; reference_t1_ms lists those"),
                    "readout": DEFAULT_READOUT.to_dict(), "trigger_delay_ms": sim.trigger_delay_ms,
                    "rr_per_beat_ms": [round(float(x), 2) for x in beats], "rr_sd_ms": s.rr_sd_ms,
                    "heart_rate_bpm": round(60000.0 / float(np.mean(beats)), 2),
                    "ideal_fit": "three-parameter fit of all noise-free samples (cmrlib.t1.fit.fit_t1)"}
         if cond_info is not None:
             physics["conditional"] = cond_info
-        return frames, sim.ti_ms, order, t1_fit.astype(F32), None if t1_cond is None else t1_cond.astype(F32), physics
+        return (frames, sim.ti_ms, order, t1_fit.astype(F32), None if t1_cond is None else t1_cond.astype(F32),
+                physics, t1_tissue.astype(F32))
 
     def _tissue_t1_table(self, tissue: np.ndarray, t1: np.ndarray) -> dict[str, float]:
         """Median T1 (ms) per tissue present in the slice (truth.json)."""
