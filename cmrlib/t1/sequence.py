@@ -252,24 +252,34 @@ def ideal_look_locker(t1_ms, ti_ms, ba_ratio=1.9) -> np.ndarray:
     return np.abs(1.0 - ba[None] * np.exp(-ti / t1s[None]))
 
 
-def recovery_warning(scheme: str, rr_ms: float, t1_ms: float = 1000.0, readout: Readout = DEFAULT_READOUT,
+#: T1 (ms) each scheme is designed for, for :func:`recovery_warning`: native myocardium, except
+#: the post-contrast scheme 4(1)3(1)2 (Kellman & Hansen 2014)
+DESIGN_T1_MS = {"MOLLI 5(3)3": 1000.0, "MOLLI 3(3)3(3)5": 1000.0, "MOLLI 4(1)3(1)2": 500.0, "ShMOLLI": 1000.0}
+
+
+def recovery_warning(scheme: str, rr_ms: float, t1_ms: float | None = None, readout: Readout = DEFAULT_READOUT,
                      tolerance: float = 0.05) -> str | None:
     """A sentence when the R-R interval is too short for ``scheme``'s recovery periods, else None.
 
-    The criterion: a tissue of ``t1_ms`` (myocardium-like) must have recovered to within
-    ``tolerance`` of M0 before the second inversion. ShMOLLI is built not to need it (its
+    The criterion: a tissue of ``t1_ms`` (default :data:`DESIGN_T1_MS` of the scheme: native
+    myocardium, or post-contrast myocardium for 4(1)3(1)2) must have recovered to within
+    ``tolerance`` of M0 before every later inversion. ShMOLLI is built not to need it (its
     conditional reconstruction drops the later inversions' samples for long T1), so for ShMOLLI
     the warning is about heart rates at which even the first inversion's readouts crowd each
     other (R-R shorter than 2.5 acquisition windows).
     """
-    if scheme not in SCHEMES:
+    if scheme not in SCHEMES or not rr_ms or rr_ms <= 0:
         return None
+    t1_ms = DESIGN_T1_MS[scheme] if t1_ms is None else t1_ms
     if scheme == "ShMOLLI":
         if rr_ms < 2.5 * readout.duration_ms:
             return (f"R-R {rr_ms:.0f} ms is short for ShMOLLI's readouts ({readout.duration_ms:.0f} ms window): "
                     "T1 is read low")
         return None
-    sim = simulate_irw([t1_ms], [45.0], scheme, rr_ms, readout=readout)
+    try:
+        sim = simulate_irw([t1_ms], [45.0], scheme, rr_ms, readout=readout)
+    except ValueError as exc:
+        return f"R-R {rr_ms:.0f} ms cannot hold {scheme}'s timing: {exc}"
     deficit = 1.0 - float(sim.mz_before_inversion[1:].min()) if sim.mz_before_inversion.shape[0] > 1 else 0.0
     if deficit > tolerance:
         hr = 60000.0 / rr_ms
