@@ -146,3 +146,25 @@ def test_scheme_inversion_times():
     assert sh[-1].heartbeat == 8  # 9 heartbeats
     assert len(irw_samples("MOLLI 3(3)3(3)5", ti0, rr)) == 11
     assert len(irw_samples("MOLLI 4(1)3(1)2", ti0, rr)) == 9
+
+
+def test_sequence_model_truth_and_options():
+    from cmrlib import InputError
+    ph = Phantom(sample_subject(11, PhantomOptions(field_t=1.5, scheme="ShMOLLI", rr_sd_ms=60.0, **CLEAN)))
+    irw = ph.irw("mid", "native")
+    tr = irw.truth
+    myo = "myocardium"
+    # tissue T1 > what MOLLI-type tables say > what the all-samples ShMOLLI fit reads
+    assert tr["tissue_t1_ms"][myo] > tr["reference_t1_ms"][myo] > tr["fit_t1_ms"][myo]
+    assert abs(tr["conditional_fit_t1_ms"][myo] / tr["reference_t1_ms"][myo] - 1) < 0.08
+    seq_info = tr["sequence"]
+    assert seq_info["irw_model"] == "sequence" and len(seq_info["rr_per_beat_ms"]) == 9
+    assert np.std(seq_info["rr_per_beat_ms"]) > 10  # beat-to-beat variability reached the timing
+    nominal = [x.ti_ms for x in irw_samples("ShMOLLI", tr["ti0_ms"], tr["rr_ms"])]
+    assert not np.allclose(sorted(irw.image.frame_values("InversionTime")), sorted(nominal), atol=1.0)
+    scanner = ph.t1map(irw)
+    assert set(scanner.truth["conditional_samples"]) == {"5", "6", "7"}
+    with pytest.raises(InputError, match="IRW signal model"):
+        PhantomOptions(irw_model="bloch").validate()
+    with pytest.raises(InputError, match="R-R variability"):
+        PhantomOptions(rr_sd_ms=-1).validate()

@@ -433,6 +433,7 @@ class Phantom:
         labels_img = self._image(labels, grid, sequence=False, meta={"labels": LABELS})
         maps = {"t1_ms": self._image(t1_app, grid, sequence=False, meta={"units": "ms"}),
                 "t1_fit_ms": self._image(t1_fit.astype(F32), grid, sequence=False, meta={"units": "ms"}),
+                "t1_reference_ms": self._image(t1_tissue.astype(F32), grid, sequence=False, meta={"units": "ms"}),
                 "tissue": self._image(tissue, grid, sequence=False, meta={"tissues": tissue_names()})}
         return Series(name, "irw", desc,
                       self._image(frames, grid, sequence=True, meta=meta, frame_meta=frame_meta),
