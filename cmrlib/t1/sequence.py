@@ -303,19 +303,48 @@ def ideal_fit_t1(sim: IRWSimulation) -> np.ndarray:
     return np.where(fit.valid[0], fit.t1[0], np.nan)
 
 
+#: tissue T1 grid (ms) of the reading curves :func:`tissue_t1_for_reading` interpolates
+_CURVE_T1_MS = np.geomspace(50.0, 6000.0, 96)
+_CURVES: dict[tuple, np.ndarray] = {}
+
+
+def _reading_curves(t2_values: np.ndarray, scheme: str, rr_ms: float, readout: Readout) -> dict[float, np.ndarray]:
+    """{T2: reading (ms) of every :data:`_CURVE_T1_MS`}, simulated once per T2 and cached."""
+    keys = {float(t2): (round(float(t2), 4), scheme, float(rr_ms), readout) for t2 in np.unique(t2_values)}
+    missing = [t2 for t2, k in keys.items() if k not in _CURVES]
+    if missing:
+        t1 = np.tile(_CURVE_T1_MS, len(missing))
+        t2 = np.repeat(np.asarray(missing, float), len(_CURVE_T1_MS))
+        got = ideal_fit_t1(simulate_irw(t1, t2, scheme, rr_ms, readout=readout)).reshape(len(missing), -1)
+        for t2v, row in zip(missing, got):
+            _CURVES[keys[t2v]] = row
+    return {t2: _CURVES[k] for t2, k in keys.items()}
+
+
 def tissue_t1_for_reading(reading_ms, t2_ms, *, scheme: str = REFERENCE_SCHEME, rr_ms: float = REFERENCE_RR_MS,
-                          readout: Readout = DEFAULT_READOUT, iterations: int = 6) -> np.ndarray:
+                          readout: Readout = DEFAULT_READOUT) -> np.ndarray:
     """Tissue T1 (ms) whose simulated ``scheme`` acquisition at ``rr_ms`` reads ``reading_ms`` when fitted.
 
     Reference tables of myocardial T1 (e.g. 950-1050 ms at 1.5 T) are MOLLI-type readings, lower
     than the tissue's T1; the phantom takes its tables as MOLLI 5(3)3 readings at 60 bpm and
-    simulates the tissue T1 this returns (fixed-point iteration, vectorised over tissues).
+    simulates the tissue T1 this returns. Inverts the reading curve (simulated once per T2 on a
+    T1 grid of 50-6000 ms and cached) by interpolation in log T1; where a tissue cannot be read
+    at all (T2 of ~1 ms: no signal) or lies off the grid, the reading itself is returned.
     """
     reading = np.atleast_1d(np.asarray(reading_ms, float))
     t2 = np.broadcast_to(np.asarray(t2_ms, float), reading.shape)
-    x = reading.copy()
-    for _ in range(iterations):
-        got = ideal_fit_t1(simulate_irw(x, t2, scheme, rr_ms, readout=readout))
-        ok = np.isfinite(got) & (got > 0)
-        x = np.where(ok, x * reading / np.where(ok, got, 1.0), x)
-    return x
+    out = reading.copy()
+    for t2v, curve in _reading_curves(t2, scheme, rr_ms, readout).items():
+        ratio = curve / _CURVE_T1_MS
+        # a fit of a very short T1 (one sample before the plateau) or beyond the last TI can fail:
+        # keep the grid points whose reading is plausible and strictly increasing
+        ok = np.isfinite(ratio) & (ratio > 0.5) & (ratio < 1.1)
+        idx = np.flatnonzero(ok)
+        keep = [i for k, i in enumerate(idx) if k == 0 or curve[i] > curve[idx[:k]].max()]
+        ok = np.zeros_like(ok)
+        ok[keep] = True
+        if ok.sum() < 8:
+            continue  # unreadable (no signal): keep the reading
+        sel = (t2 == t2v) & (reading >= curve[ok][0]) & (reading <= curve[ok][-1])
+        out[sel] = np.exp(np.interp(np.log(reading[sel]), np.log(curve[ok]), np.log(_CURVE_T1_MS[ok])))
+    return out
