@@ -139,6 +139,8 @@ class SeriesInfo:
             parts.append("TI " + ", ".join(f"{t:g}" for t in self.inversion_times_ms) + " ms")
         if self.field_strength_t:
             parts.append(f"{self.field_strength_t:g} T")
+        if self.rr_ms:
+            parts.append(f"{60000.0 / self.rr_ms:.0f} bpm ({self.rr_source})")
         return "  ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
