@@ -401,6 +401,7 @@ class Phantom:
         sigma = self._sigma(ref, s.snr["irw"])
         frames = art.rician(frames, sigma, rng)
         trig = round(self.t_mid * rr, 2)
+        rr_mean = float(np.mean(physics["rr_per_beat_ms"])) if "rr_per_beat_ms" in physics else rr
         start = 10 * 3600.0 + {"native": 0.0, "post": 1800.0, "stress": 900.0}[condition] + POSITIONS.index(position) * 30.0
         frame_meta = []
         for f in order:
@@ -440,7 +441,9 @@ class Phantom:
                       labels_img, self._image(aha, grid, sequence=False, meta={}), maps, gt,
                       image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
                       dicom={**self._base_dicom(2.6, 1.1, 35.0), "ScanningSequence": "IR\\GR",
-                             "SequenceVariant": "SS\\SP", "SliceThickness": 8.0},
+                             "SequenceVariant": "SS\\SP", "SliceThickness": 8.0,
+                             # this breath-hold's heart rate (stress sets beat faster than the subject at rest)
+                             "HeartRate": int(round(60000.0 / rr_mean)), "NominalInterval": round(rr_mean, 1)},
                       series_number=_series_number(name), displacement=disp)
 
     def _irw_sequence(self, scheme: str, tissue: np.ndarray, t1: np.ndarray, band: np.ndarray, rr: float,
