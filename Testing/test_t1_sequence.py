@@ -110,3 +110,17 @@ def test_recovery_warning():
     assert msg and "110 bpm" in msg and "too short" in msg
     assert recovery_warning("MOLLI 4(1)3(1)2", 1000.0) is None  # post-contrast design T1
     assert recovery_warning("ShMOLLI", 1000.0) is None and recovery_warning("ShMOLLI", 400.0)
+
+
+def test_fit_irw_picks_the_schemes_fit():
+    from cmrlib.t1.fit import fit_irw, scheme_of
+    assert scheme_of({"subtype": "ShMOLLI (vendor MOCO)"}, 7) == "ShMOLLI"
+    assert scheme_of({"scheme": "MOLLI 5(3)3"}, 8) == "MOLLI 5(3)3"
+    assert scheme_of({"SeriesDescription": "ShMOLLI_192i"}, 7) == "ShMOLLI" and scheme_of({}, 7) == ""
+    sim = simulate_irw(np.array([1500.0]), 45.0, "ShMOLLI", 1000.0)
+    o = sim.order
+    frames, tis, mask = sim.signal[o][:, None, :], sim.ti_ms[o].tolist(), np.ones((1, 1), bool)
+    cond = fit_irw(frames, tis, "ShMOLLI", rr_ms=1000.0, rr_source="NominalInterval", mask=mask)
+    plain = fit_irw(frames, tis, "MOLLI 5(3)3", mask=mask)
+    assert cond.n_samples[0, 0] == 5 and cond.conditional["rr_source"] == "NominalInterval"
+    assert plain.n_samples is None and plain.t1[0, 0] < cond.t1[0, 0] - 100

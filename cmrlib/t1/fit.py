@@ -353,3 +353,28 @@ def _take(dst: T1FitResult, src: T1FitResult, sel: np.ndarray) -> None:
     frame count (frames sorted by TI of the samples that fit used)."""
     for name in ("t1", "a", "b", "t1_star", "r2", "valid", "n_inverted"):
         getattr(dst, name)[sel] = getattr(src, name)[sel]
+
+
+def scheme_of(meta: dict, n_frames: int) -> str:
+    """The sampling scheme of an IRW image from its metadata (classifier subtype, phantom ``scheme``,
+    description), e.g. "ShMOLLI" or "MOLLI 5(3)3"; "" when unknown."""
+    for key in ("scheme", "subtype"):
+        value = str(meta.get(key) or "")
+        if value.startswith("ShMOLLI"):
+            return "ShMOLLI"
+        if value.startswith("MOLLI"):
+            return value.split(" (")[0]
+    desc = str(meta.get("SeriesDescription") or "").lower()
+    if "shmolli" in desc and n_frames == 7:
+        return "ShMOLLI"
+    return ""
+
+
+def fit_irw(frames: np.ndarray, inversion_times_ms: list[float], scheme: str = "", *, rr_ms: float | None = None,
+            rr_source: str = "", all_samples: bool = False, **fit_kwargs) -> T1FitResult:
+    """The T1 fit a scheme calls for: ShMOLLI (7 frames) with conditional reconstruction
+    (:func:`fit_t1_shmolli`, unless ``all_samples``), every other scheme the plain fit of all frames."""
+    if scheme == "ShMOLLI" and np.asarray(frames).shape[0] == 7:
+        return fit_t1_shmolli(frames, inversion_times_ms, rr_ms, rr_source=rr_source, force_all=all_samples,
+                              **fit_kwargs)
+    return fit_t1(frames, inversion_times_ms, **fit_kwargs)
