@@ -4,7 +4,8 @@ MOLLI 5(3)3 underestimation vs T1 and heart rate, against published values), and
 correction on held-out phantom sets (before / classical / MOCOnet).
 
 Environment: CMR_BENCH_SETS (held-out sets per severity group, default 4); CMR_BENCH_OUT
-(folder for the PNG figures, default bench_out/).
+(folder for the PNG figures, default bench_out/); CMR_BENCH_REPEATS (timings are the best of
+this many runs, default 5: the machine may be shared).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from cmrlib.t1.fit import fit_t1, fit_t1_shmolli
 from cmrlib.t1.sequence import simulate_irw
 
+REPEATS = int(os.environ.get("CMR_BENCH_REPEATS", "5"))  # timings: best of this many runs
 BENCH_OUT = Path(os.environ.get("CMR_BENCH_OUT", "bench_out"))
 #: the sequence-bias figures: tissue T1 (ms) x heart rate (bpm), myocardial T2
 BIAS_T1_MS = np.arange(300.0, 2001.0, 100.0)
@@ -77,12 +79,14 @@ def speed_rows():
     t1 = rng.uniform(300, 2000, (256, 256))
     frames = _signals(t1, rng.uniform(200, 1000, t1.shape), rng.uniform(1.8, 2.0, t1.shape), tis)
     fit_t1(frames[:, :32, :32], tis)  # warm-up (torch initialisation)
-    t0 = time.perf_counter()
-    res = fit_t1(frames, tis)
-    ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cond = fit_t1_shmolli(frames, tis, 1000.0)
-    ours_cond = time.perf_counter() - t0
+    ours, ours_cond = float("inf"), float("inf")
+    for _ in range(REPEATS):  # best of REPEATS: the 2-core machine is shared
+        t0 = time.perf_counter()
+        res = fit_t1(frames, tis)
+        ours = min(ours, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        cond = fit_t1_shmolli(frames, tis, 1000.0)
+        ours_cond = min(ours_cond, time.perf_counter() - t0)
     n_sub = 3000
     idx = rng.choice(256 * 256, n_sub, replace=False)
     flat = frames.reshape(len(tis), -1)
@@ -99,11 +103,11 @@ def speed_rows():
     baseline = per_pixel * 256 * 256
     truth = t1.reshape(-1)[idx]
     base_err = np.abs(np.asarray(base_t1) / truth - 1)
-    rows = [{"method": "cmrlib fit_t1 (torch, grid + LM, polarity restoration)", "pixels": 65536,
+    rows = [{"method": f"cmrlib fit_t1 (torch, grid + LM, polarity restoration; best of {REPEATS})", "pixels": 65536,
              "seconds": ours, "speed-up vs curve_fit": baseline / ours,
              "max |T1 error| %": float(100 * np.abs(res.t1 / t1 - 1).max()),
              "failed fits %": float(100 * (1 - res.valid.mean()))},
-            {"method": "cmrlib fit_t1_shmolli (conditional 5/6/7 samples, RR 1000 ms; ideal-model frames)",
+            {"method": f"cmrlib fit_t1_shmolli (conditional 5/6/7 samples, RR 1000 ms; ideal-model frames; best of {REPEATS})",
              "pixels": 65536, "seconds": ours_cond, "speed-up vs curve_fit": baseline / ours_cond,
              "max |T1 error| %": float("nan"), "failed fits %": float(100 * (1 - cond.valid.mean()))},
             {"method": f"scipy curve_fit per pixel (|A-B·e| magnitude model; {n_sub} pixels timed, x{65536 // n_sub} extrapolated)",
