@@ -20,6 +20,9 @@ TRAIN_SEED_BASE = 10_000  # training sets; validation sets start at TRAIN_SEED_B
 STILL_SEED_BASE = 710_000  # motion-free training sets
 HELDOUT_SEED_BASE = 900_000
 SCHEMES = ("ShMOLLI", "MOLLI 5(3)3", "MOLLI 3(3)3(3)5")
+#: version of the phantom IRW images the sets are drawn from (training caches are keyed by it):
+#: "seq1" = the sequence-level Bloch simulation of cmrlib.t1.sequence (issue #11)
+IRW_SIGNAL_VERSION = "seq1"
 MATRIX = 144  # phantom matrix for training: the compact network's input size (2.5 mm pixels)
 #: Training severities are drawn from U(0, TRAIN_MAX_SEVERITY): wider than the 0..1 evaluation
 #: range, because most phantom motion at severity < 0.5 is sub-pixel at 2.5 mm and gives the
