@@ -1,25 +1,30 @@
-"""Python package dependencies of the SlicerCMR modules (Qt-free).
+"""Python package dependencies of the SlicerCMR extension (Qt-free).
 
-Each module declares the pip packages it needs in ``Resources/CMR<Name>-requirements.txt``
-(one requirement per line, PEP 508 syntax, ``#`` comments). The file is named after the
-module because every module of an extension installs its ``Resources`` into the same
-``qt-scripted-modules/Resources`` folder; a shared ``requirements.txt`` name would collide.
+The extension has one requirements file, :data:`REQUIREMENTS_FILE`
+(``CMRCommonLib/Resources/SlicerCMR-requirements.txt``, one requirement per line, PEP 508
+syntax, ``#`` comments): the third-party packages that ``cmrlib`` imports at run time
+(a test walks cmrlib's imports and checks the list), except those below. All four modules
+check it before their first scan or load and offer to install what is missing.
 
-What a requirements file must not list:
+What the requirements file must not list:
 
-* ``torch`` -- it is provided by the PyTorch extension (SlicerPyTorch), which installs the
-  build matching the user's GPU driver; a plain pip request would pull a different build.
+* ``torch`` -- it comes from the PyTorch extension (SlicerPyTorch, module ``PyTorchUtils``),
+  which installs the build matching the user's GPU driver; a plain pip request would pull a
+  different build. :func:`torch_status` says whether torch and the extension are there, and
+  the panel asks ``PyTorchUtils`` to install torch (:data:`TORCH_REQUIREMENT`) before the
+  first worker run, as SlicerTotalSegmentator and SlicerMONAIAuto3DSeg do.
 * ``slicer-core``, ``vtk`` and any Qt binding -- the Slicer application ships its own VTK
   and Qt; installing another copy into Slicer's Python breaks the application.
 
-This module only reads and checks; the confirmation dialog and the install itself
-(``slicer.packaging.pip_ensure`` on Slicer >= 5.12, else ``slicer.util.pip_install``)
-live in :mod:`CMRCommonLib.widgets`.
+This module only reads and checks; the confirmation dialogs and the installs
+(``slicer.packaging.pip_ensure`` on Slicer >= 5.12, else ``slicer.util.pip_install``;
+``PyTorchUtils.PyTorchUtilsLogic().installTorch``) live in :mod:`CMRCommonLib.widgets`.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -63,9 +68,16 @@ class MissingRequirement:
         return f"{self.requirement} ({found})"
 
 
-def requirements_file(module_dir: str | Path, module_name: str) -> Path:
-    """Path of the requirements file of module ``module_name`` (e.g. ``CMRMotion``)."""
-    return Path(module_dir) / "Resources" / f"{module_name}-requirements.txt"
+#: The extension's requirements file (installed with CMRCommonLib, see the top CMakeLists.txt).
+REQUIREMENTS_FILE = Path(__file__).resolve().parent / "Resources" / "SlicerCMR-requirements.txt"
+#: torch as cmrlib needs it (pyproject.toml), installed through the PyTorch extension.
+TORCH_REQUIREMENT = "torch>=2.2"
+#: The PyTorch extension's Python module.
+PYTORCH_UTILS_MODULE = "PyTorchUtils"
+PYTORCH_EXTENSION_MISSING = (
+    "SlicerCMR runs its networks and the T1 fit with PyTorch, which comes from the PyTorch extension: "
+    "install 'PyTorch' from the Extensions Manager (View > Extensions Manager) and restart Slicer. "
+    "Loading and viewing studies works without it.")
 
 
 def parse_requirements(lines: Iterable[str], source: str = "<requirements>") -> list[Requirement]:
@@ -145,6 +157,47 @@ def missing_requirements(
         if not ok:
             missing.append(MissingRequirement(req, installed))
     return missing
+
+
+@dataclass(frozen=True)
+class TorchStatus:
+    """Whether torch can run SlicerCMR's work in this Slicer."""
+
+    extension: bool  #: the PyTorch extension (``PyTorchUtils``) is installed
+    version: str | None  #: installed torch version, None when torch is not installed
+
+    @property
+    def satisfied(self) -> bool:
+        """torch is installed in a version :data:`TORCH_REQUIREMENT` accepts."""
+        if self.version is None:
+            return False
+        try:
+            return Requirement(TORCH_REQUIREMENT).specifier.contains(Version(self.version), prereleases=True)
+        except InvalidVersion:
+            return False
+
+    def problem(self) -> str:
+        """'' when torch is usable, else what the user must do."""
+        if self.satisfied:
+            return ""
+        if not self.extension:
+            if self.version is None:
+                return PYTORCH_EXTENSION_MISSING
+            return (f"torch {self.version} is installed but SlicerCMR needs {TORCH_REQUIREMENT}; "
+                    + PYTORCH_EXTENSION_MISSING)
+        if self.version is None:
+            return ("PyTorch is not installed yet: the PyTorch extension installs it (open the 'PyTorch Utils' "
+                    "module, or confirm the installation SlicerCMR offers before its first computation).")
+        return (f"torch {self.version} is installed but SlicerCMR needs {TORCH_REQUIREMENT}: reinstall it from "
+                f"the 'PyTorch Utils' module with the version requirement '{TORCH_REQUIREMENT[len('torch'):]}'.")
+
+
+def torch_status(*, find_module: Callable[[str], object | None] = importlib.util.find_spec,
+                 version_of: Callable[[str], str | None] = _installed_version) -> TorchStatus:
+    """Whether the PyTorch extension and torch are installed (imports neither).
+    ``find_module`` and ``version_of`` are injectable for tests."""
+    importlib.invalidate_caches()
+    return TorchStatus(extension=find_module(PYTORCH_UTILS_MODULE) is not None, version=version_of("torch"))
 
 
 def pip_arguments(missing: Iterable[MissingRequirement]) -> list[str]:

@@ -3,17 +3,18 @@
 A module logic is a plain class given an MRML scene: it owns the module's
 :class:`~CMRCommonLib.study_loader.StudyLoader` (configured with the series kinds the module
 works with), finds the module's inputs among the loaded nodes, and says which of the
-module's capabilities are installed (from :data:`cmrlib.capabilities.CAPABILITIES`).
+module's capabilities are installed and which are planned (from the capability registry,
+:mod:`cmrlib.capabilities`, through :mod:`CMRCommonLib.help_text`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from cmrlib.capabilities import PLANNED, Capability, for_panel
 from cmrlib.io import DicomScan, SeriesInfo
 from cmrlib.progress import ProgressCallback
 
+from . import help_text
 from .study_loader import LoadedSeries, SeriesRow, StudyLoader, nodes_of_kind
 
 
@@ -24,8 +25,6 @@ class CMRModuleLogicBase:
     MODULE_NAME: ClassVar[str] = ""
     #: Series kinds (cmrlib.io.KINDS) the module works with, most important first.
     USED_KINDS: ClassVar[tuple[str, ...]] = ()
-    #: Capability commands (``cmr <command>``) this module's panel runs itself.
-    PANEL_COMMANDS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, scene: Any) -> None:
         if not self.MODULE_NAME:
@@ -64,23 +63,11 @@ class CMRModuleLogicBase:
         return [n for n in self.loaded_nodes(kinds) if n.IsA("vtkMRMLSequenceNode")]
 
     # ---- capabilities ----------------------------------------------------------------
-    def capabilities(self) -> tuple[list[Capability], list[str]]:
-        """(installed capabilities, titles of planned ones) whose panel is this module."""
-        coming = [title for title, panel in PLANNED.values() if panel == self.MODULE_NAME]
-        return for_panel(self.MODULE_NAME), coming
+    def capabilities(self) -> help_text.PanelContents:
+        """This module's capabilities: with a panel section, command line only, planned
+        (from the registry; see :func:`CMRCommonLib.help_text.panel_contents`)."""
+        return help_text.panel_contents(self.MODULE_NAME)
 
     def capabilities_text(self) -> str:
         """Plain text for the panel: what the module does now and what is coming."""
-        installed, coming = self.capabilities()
-        lines = ["Now: load a CMR study (DICOM folder) and view its series; "
-                 "multi-frame series (IRW, cine) load as sequences."]
-        in_panel = [c for c in installed if c.command in self.PANEL_COMMANDS]
-        cli_only = [c for c in installed if c.command not in self.PANEL_COMMANDS]
-        if in_panel:
-            lines.append("In this panel: " + "; ".join(c.title for c in in_panel) + ".")
-        if cli_only:
-            lines.append("Installed, run from the command line for now: "
-                         + "; ".join(f"{c.title} (cmr {c.command})" for c in cli_only) + ".")
-        if coming:
-            lines.append("Coming in this module: " + "; ".join(coming) + ".")
-        return "\n".join(lines)
+        return help_text.summary_text(self.MODULE_NAME)

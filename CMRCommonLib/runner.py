@@ -28,9 +28,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from cmrlib.progress import parse_progress_line
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .device_choice import DeviceChoice
 
 #: ``on_progress(phase, fraction 0..1, message)``
 ProgressHandler = Callable[[str, float, str], None]
@@ -148,6 +151,17 @@ def child_environment(extra: Mapping[str, str] | None = None,
 def cmrlib_cli_command(cli_args: Sequence[str], python: str | None = None) -> list[str]:
     """``[<python>, "-m", "cmrlib.cli", *cli_args]``."""
     return [python or python_executable(), "-m", "cmrlib.cli", *[str(a) for a in cli_args]]
+
+
+def worker_command(cli_args: Sequence[str], device: "DeviceChoice | str | None",
+                   python: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command and environment additions of a `cmr` worker run from a panel: the chosen
+    device goes on the command line (``--device``, what the CLI reads first) and into
+    ``CMR_DEVICE`` (for whatever the worker starts in turn)."""
+    from .device_choice import DeviceChoice, device_environment
+
+    choice = DeviceChoice.from_value(device)
+    return cmrlib_cli_command([*cli_args, "--device", choice.value], python), device_environment(choice)
 
 
 class SubprocessRunner:

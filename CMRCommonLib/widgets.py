@@ -1,7 +1,9 @@
 """Qt parts shared by the SlicerCMR module panels (runs only inside the Slicer application).
 
-Every module's ``.ui`` declares the same widgets (object names below); :class:`CMRPanel`
-wires them to the module's logic:
+Every panel is the shared ``CMRCommonLib/Resources/UI/CMRPanel.ui`` with the module's own
+``Resources/UI/CMR<Name>.ui`` (its sections) inserted after the "CMR study" section
+(:func:`loadPanelUI`). :class:`CMRPanel` wires the shared widgets (object names below) to
+the module's logic:
 
 * "CMR study" section -- ``studyCollapsibleButton``, ``studyDirectoryButton``
   (ctkDirectoryButton, parameter ``studyFolder``), ``scanButton``, ``seriesTable``
@@ -12,7 +14,8 @@ wires them to the module's logic:
 * ``capabilitiesLabel`` -- what the module does now and which capabilities are coming.
 
 The logic it drives is Qt-free (:mod:`CMRCommonLib.study_loader`,
-:mod:`CMRCommonLib.module_logic`); this file only turns it into widgets and dialogs.
+:mod:`CMRCommonLib.module_logic`); this file only turns it into widgets and dialogs. The
+module classes built on it are in :mod:`CMRCommonLib.module_base`.
 """
 from __future__ import annotations
 
@@ -26,12 +29,14 @@ import qt
 
 import slicer
 
-from .dependencies import (describe_missing, forbidden_requirements, missing_requirements, pip_arguments,
-                           read_requirements)
+from .dependencies import (REQUIREMENTS_FILE, TORCH_REQUIREMENT, describe_missing, forbidden_requirements,
+                           missing_requirements, pip_arguments, read_requirements, torch_status)
 from .device_choice import DeviceChoice, GpuStatus, device_environment, device_warning, gpu_probe_command, \
     parse_gpu_probe
-from .runner import ProgressEvent, RunResult, SubprocessRunner, python_executable
+from .runner import ProgressEvent, RunResult, SubprocessRunner, python_executable, worker_command
 
+#: The part of the panel every module shares (see the module docstring).
+PANEL_UI = Path(__file__).resolve().parent / "Resources" / "UI" / "CMRPanel.ui"
 #: Seconds between two GUI refreshes while in-process work reports progress.
 _REFRESH_INTERVAL_S = 0.1
 _ERROR_STYLE = "color: #c0392b;"
@@ -49,8 +54,9 @@ class CancelledByUser(Exception):
 _dependenciesHandled: set[str] = set()
 
 
-def ensureDependencies(requirementsPath: str | Path, requester: str) -> tuple[bool, str]:
-    """Make sure the packages listed in ``requirementsPath`` are installed.
+def ensureDependencies(requirementsPath: str | Path = REQUIREMENTS_FILE, requester: str = "SlicerCMR") -> tuple[bool, str]:
+    """Make sure the packages listed in ``requirementsPath`` (default: the extension's
+    requirements file) are installed.
 
     Missing ones are installed after the user confirms: with ``slicer.packaging.pip_ensure``
     where it exists (Slicer >= 5.12: confirmation, progress dialog, restart prompt), else with
@@ -101,6 +107,56 @@ def ensureDependencies(requirementsPath: str | Path, requester: str) -> tuple[bo
     return True, f"Installed Python packages: {names}."
 
 
+#: Set once the user declined installing PyTorch in this session (asked once).
+_torchDeclined = False
+
+
+def ensureTorch(requester: str) -> tuple[bool, str]:
+    """Make sure torch is installed, through the PyTorch extension (``PyTorchUtils``), as
+    SlicerTotalSegmentator and SlicerMONAIAuto3DSeg do; asked once per session; in testing
+    mode nothing is installed.
+
+    Returns (usable, message for the status line: what the user must do when not usable).
+    """
+    global _torchDeclined
+    status = torch_status()
+    if status.satisfied:
+        return True, ""
+    if not status.extension or status.version is not None or _torchDeclined or slicer.app.testingEnabled():
+        return False, status.problem()
+    try:
+        import PyTorchUtils  # the PyTorch extension
+
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True,
+                                                              torchVersionRequirement=TORCH_REQUIREMENT[len("torch"):])
+    except Exception as exc:  # no network, pip failure ...
+        _torchDeclined = True
+        logging.error(f"{requester}: installing PyTorch failed: {exc}")
+        return False, f"Installing PyTorch through the PyTorch extension failed: {exc}"
+    if torch is None:  # declined
+        _torchDeclined = True
+        logging.info(f"{requester}: PyTorch installation declined or failed")
+        return False, torch_status().problem()
+    return True, f"Installed PyTorch {torch.__version__}."
+
+
+def loadPanelUI(moduleUiPath: str | Path, scene: Any) -> tuple[Any, Any]:
+    """The module's panel: :data:`PANEL_UI` with the module's own ``.ui`` (its sections)
+    inserted after the "CMR study" section, both given ``scene``.
+
+    Returns (the panel widget, ``slicer.util.childWidgetVariables`` of it: every named widget
+    of both files, what ``connectGui`` binds to the parameter node).
+    """
+    panelWidget = slicer.util.loadUI(str(PANEL_UI))
+    moduleWidget = slicer.util.loadUI(str(moduleUiPath))
+    layout = panelWidget.layout()
+    ui = slicer.util.childWidgetVariables(panelWidget)
+    layout.insertWidget(layout.indexOf(ui.studyCollapsibleButton) + 1, moduleWidget)
+    panelWidget.setMRMLScene(scene)
+    moduleWidget.setMRMLScene(scene)
+    return panelWidget, slicer.util.childWidgetVariables(panelWidget)
+
+
 # ---------------------------------------------------------------------------------------
 # status area
 # ---------------------------------------------------------------------------------------
@@ -120,6 +176,8 @@ class StatusArea:
         self._busy = False
         self._lastRefresh = 0.0
         self._runner: SubprocessRunner | None = None
+        #: The result of the last worker process (None before the first one finished).
+        self.lastResult: RunResult | None = None
         self._onRunnerFinished: Callable[[RunResult], None] | None = None
         self._timer = qt.QTimer()
         self._timer.setInterval(100)
@@ -224,6 +282,7 @@ class StatusArea:
             return
         self._timer.stop()
         callback, self._runner, self._onRunnerFinished = self._onRunnerFinished, None, None
+        self.lastResult = result
         self._end()
         if result.cancelled:
             self.showMessage("Cancelled.", "warning")
@@ -499,35 +558,58 @@ class StudyLoaderSection:
 # whole panel
 # ---------------------------------------------------------------------------------------
 class CMRPanel:
-    """Wires a module's ``.ui`` (see the module docstring for the widget names).
+    """Wires the shared part of a module's panel (see the module docstring for the widget names).
 
     ``logic`` is the module's ScriptedLoadableModuleLogic, whose ``impl`` property returns
-    the Qt-free logic; ``requirementsPath`` is the module's requirements file.
+    the Qt-free logic; ``requirementsPath`` defaults to the extension's requirements file.
     """
 
-    def __init__(self, ui: Any, logic: Any, moduleName: str, requirementsPath: str | Path) -> None:
+    def __init__(self, ui: Any, logic: Any, moduleName: str, requirementsPath: str | Path = REQUIREMENTS_FILE) -> None:
         self.ui = ui
         self.logic = logic
         self.moduleName = moduleName
         self.requirementsPath = Path(requirementsPath)
         self.status = StatusArea(ui.statusLabel, ui.progressBar, ui.cancelButton)
         self.device = DeviceSection(ui.deviceWarningLabel)
-        self.study = StudyLoaderSection(ui, lambda: self.logic.impl, self.status, self._ensureDependencies)
+        self.study = StudyLoaderSection(ui, lambda: self.logic.impl, self.status, self.ensureDependencies)
         self.ui.capabilitiesLabel.wordWrap = True
         self.ui.capabilitiesLabel.text = self.logic.impl.capabilities_text()
-        #: Check (and offer to install) the requirements before the first scan / load; the
-        #: self-tests turn it off so that no dialog can block them.
+        #: Check (and offer to install) the requirements before the first scan / load and
+        #: PyTorch before the first worker run; the self-tests turn it off so that no dialog
+        #: can block them.
         self.checkDependencies = True
 
-    def _ensureDependencies(self) -> str:
+    def ensureDependencies(self) -> str:
+        """Check (and offer to install) the Python packages, and say whether PyTorch is there
+        (installed only before a worker run, see :meth:`runCmr`); a status message ('' for none)."""
         if not self.checkDependencies:
             return ""
         try:
             _, message = ensureDependencies(self.requirementsPath, self.moduleName)
         except Exception as exc:  # a broken requirements file must not block loading
             logging.error(f"{self.moduleName}: checking Python packages failed: {exc}")
-            return f"Checking Python packages failed: {exc}"
-        return message
+            message = f"Checking Python packages failed: {exc}"
+        return " ".join(m for m in (message, torch_status().problem()) if m)
+
+    def runCmr(self, cliArgs: list[str], text: str, onFinished: Callable[[RunResult], None]) -> bool:
+        """Run ``cmr <cliArgs>`` in a worker process with the chosen device (``--device`` and
+        ``CMR_DEVICE``), showing its progress with Cancel; ``onFinished(result)`` runs on the
+        main thread. False (and a message) when the Python packages or PyTorch are missing
+        or another task is running."""
+        if self.status.busy:
+            self.status.showMessage("Another SlicerCMR task is still running; wait for it or press Cancel.", "warning")
+            return False
+        if self.checkDependencies:
+            usable, torchMessage = ensureTorch(self.moduleName)
+            if not usable:
+                self.status.showMessage(torchMessage, "error")
+                return False
+            message = " ".join(m for m in (self.ensureDependencies(), torchMessage) if m)
+            if message:
+                logging.info(f"{self.moduleName}: {message}")
+        args, env = worker_command(cliArgs, self.device.choice)
+        self.status.runWorker(args, text, onFinished, env)
+        return True
 
     def setDeviceChoice(self, choice: DeviceChoice | str | None) -> None:
         self.device.setChoice(choice)
@@ -590,6 +672,17 @@ def checkPanelScanAndLoad(tc: Any, widget: Any, study: Any) -> None:
         panel.checkDependencies = True
 
 
+def waitForWorker(tc: Any, panel: Any, timeoutS: float = 300.0) -> RunResult:
+    """Process events until the panel's worker process has finished; its RunResult."""
+    deadline = time.monotonic() + timeoutS
+    while panel.status.busy and time.monotonic() < deadline:
+        slicer.app.processEvents()
+        time.sleep(0.02)
+    tc.assertFalse(panel.status.busy, "the worker did not finish in time")
+    tc.assertIsNotNone(panel.status.lastResult)
+    return panel.status.lastResult
+
+
 def checkWorkerProgress(tc: Any, panel: Any, timeoutS: float = 120.0) -> None:
     """Run a tiny worker through the panel's status area: it imports cmrlib (found through the
     PYTHONPATH the runner sets), reports progress with cmrlib's line protocol and prints the
@@ -604,15 +697,10 @@ def checkWorkerProgress(tc: Any, panel: Any, timeoutS: float = 120.0) -> None:
     panel.status.runWorker([python_executable(), "-c", code], "Self-test worker", results.append,
                            extraEnv=panel.workerEnvironment())
     tc.assertTrue(panel.status.busy)
-    deadline = time.monotonic() + timeoutS
-    while not results and time.monotonic() < deadline:
-        slicer.app.processEvents()
-        time.sleep(0.02)
-    tc.assertEqual(len(results), 1, "the worker did not finish in time")
-    result = results[0]
+    result = waitForWorker(tc, panel, timeoutS)
+    tc.assertEqual(results, [result])
     tc.assertEqual(result.returncode, 0, result.stderr)
     tc.assertEqual(result.stdout.strip(), panel.device.choice.value)
     tc.assertIsNotNone(result.last_progress)
     tc.assertEqual(result.last_progress.phase, "self-test")
     tc.assertEqual(result.last_progress.fraction, 1.0)
-    tc.assertFalse(panel.status.busy)

@@ -1,61 +1,34 @@
 """CMR Quality -- 3D Slicer scripted module of the SlicerCMR extension.
 
-LGE certainty, LV slice level and left-atrial LGE quality.
-
-The widget only wires ``Resources/UI/CMRQuality.ui`` to the parameter node and the logic; the
-logic (:class:`QualityLogic` in ``CMRQualityLib/logic.py``) is Qt-free and also runs headless.
+Planned: LGE certainty, LV slice level, left-atrial LGE quality and the labelling tools. This
+version registers the SlicerCMR phantom study with the Sample Data module; its panel is the one
+every SlicerCMR module shares (:mod:`CMRCommonLib.module_base`).
 """
 import logging
-import pathlib
-import tempfile
-
-import vtk
 
 import slicer
 from slicer.i18n import tr as _
-from slicer.i18n import translate
 from slicer.parameterNodeWrapper import parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
-from slicer.util import VTKObservationMixin
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
-from CMRCommonLib.device_choice import DeviceChoice
+from CMRCommonLib.module_base import (CMRPanelParameters, CMRScriptedLogic, CMRScriptedModule, CMRScriptedWidget,
+                                      CMRTestMixin)
 
 #
 # CMRQuality
 #
 
 
-class CMRQuality(ScriptedLoadableModule):
-    """Uses ScriptedLoadableModule base class, available at:
-    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
-    """
+class CMRQuality(CMRScriptedModule):
+    """Title and acknowledgement; the help comes from the capability registry (CMRScriptedModule).
+    Also registers the SlicerCMR sample data once the application has started."""
 
     def __init__(self, parent):
-        ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = _("CMR Quality")
-        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Cardiac")]
-        self.parent.dependencies = []
-        self.parent.contributors = ["SlicerCMR developers"]
-        self.parent.helpText = _("""
-Quality assurance of cardiac MRI while the patient is still in the scanner: flags short-axis PSIR
-LGE slices whose LGE likelihood is equivocal (low certainty), classifies each short-axis slice as
-too basal / LV / too apical, scores the diagnostic quality of left-atrial 3D LGE, and provides the
-labelling tools (visual-analogue LGE-likelihood scoring, multiple-image ranking) that produce
-training labels.<br>Panel now: the <b>CMR study</b> section scans a DICOM folder, lists its series
-as classified by SlicerCMR (cine, MOLLI/ShMOLLI inversion-recovery-weighted images with their
-inversion times, T1 map, LGE PSIR / magnitude, or unknown with the reason) and loads the selected
-one: a volume, or a sequence for multi-frame series. The processing steps listed in the panel are
-added as they land; each is already available from the <code>cmr</code> command line once
-installed.<br>Bundled models are trained on a synthetic CMR phantom; results from them are
-phantom-trained results.
-""")
-        self.parent.acknowledgementText = _("""
-Methods: deep classification of the certainty of presence/absence of LGE (EfficientNetV2);
-multiple-image-ranking labelling and LV slice-level classification (ResNet); two-stage left-atrial
-3D LGE quality assessment (U-Net + ResNet34 attribute heads).<br>Part of the SlicerCMR extension.
-Networks run with PyTorch, provided by the PyTorch extension (SlicerPyTorch).
-""")
+        CMRScriptedModule.__init__(self, parent, _("CMR Quality"), _("""
+Methods planned for this module (not in this version): deep classification of the certainty of
+presence/absence of LGE, multiple-image-ranking labelling and LV slice-level classification, and
+two-stage left-atrial 3D LGE quality assessment.
+"""))
 
         # Register the synthetic CMR phantom studies in the Sample Data module once the
         # application has started (all modules, Sample Data included, are loaded by then).
@@ -92,16 +65,9 @@ def registerSampleData():
 
 
 @parameterNodeWrapper
-class CMRQualityParameterNode:
-    """
-    The parameters of the module panel, saved with the scene.
-
-    studyFolder - DICOM folder of the CMR study shown in the "CMR study" section.
-    device - where the networks run: passed as CMR_DEVICE (auto, cpu, cuda) to worker processes.
-    """
-
-    studyFolder: pathlib.Path
-    device: DeviceChoice = DeviceChoice.AUTO
+class CMRQualityParameterNode(CMRPanelParameters):
+    """The panel's parameters, saved with the scene: only the shared ones (study folder, device) in
+    this version."""
 
 
 #
@@ -109,103 +75,8 @@ class CMRQualityParameterNode:
 #
 
 
-class CMRQualityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Uses ScriptedLoadableModuleWidget base class, available at:
-    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
-    """
-
-    def __init__(self, parent=None) -> None:
-        """Called when the user opens the module the first time and the widget is initialized."""
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)  # needed for parameter node observation
-        self.logic = None
-        self.panel = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-
-    def setup(self) -> None:
-        """Called when the user opens the module the first time and the widget is initialized."""
-        ScriptedLoadableModuleWidget.setup(self)
-
-        # Load widget from .ui file (created by Qt Designer).
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CMRQuality.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = CMRQualityLogic()
-
-        # The "CMR study" section, device row and status area are shared by all SlicerCMR modules.
-        from CMRCommonLib.widgets import CMRPanel
-
-        self.panel = CMRPanel(self.ui, self.logic, "CMRQuality",
-                              requirementsPath=self.resourcePath("CMRQuality-requirements.txt"))
-
-        # These connections ensure that we update parameter node when scene is closed
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-
-        # Make sure parameter node is initialized (needed for module reload)
-        self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        """Called when the application closes and the module widget is destroyed."""
-        self.removeObservers()
-        if self.panel is not None:
-            self.panel.cleanup()
-
-    def enter(self) -> None:
-        """Called each time the user opens this module."""
-        self.initializeParameterNode()
-        self.panel.enter()
-
-    def exit(self) -> None:
-        """Called each time the user opens a different module."""
-        # Do not react to parameter node changes (GUI will be updated when the user enters into the module)
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        """Called just before the scene is closed."""
-        # Parameter node will be reset, do not use it anymore
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        """Called just after the scene is closed."""
-        # If this module is shown while the scene is closed then recreate a new parameter node immediately
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        """Ensure parameter node exists and observed."""
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode: "CMRQualityParameterNode | None") -> None:
-        """
-        Set and observe parameter node.
-        Observation is needed because when the parameter node is changed then the GUI must be updated immediately.
-        """
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            # Note: in the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
-            # ui element that needs connection. Writing the saved folder into the directory button
-            # must not start a scan: only a folder the user picks does.
-            self.panel.study.autoScan = False
-            try:
-                self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            finally:
-                self.panel.study.autoScan = True
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
-            self._onParameterNodeModified()
-
-    def _onParameterNodeModified(self, caller=None, event=None) -> None:
-        if self._parameterNode:
-            self.panel.setDeviceChoice(self._parameterNode.device)
+class CMRQualityWidget(CMRScriptedWidget):
+    """The shared panel only: CMRQuality has no section of its own in this version."""
 
 
 #
@@ -213,45 +84,8 @@ class CMRQualityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
-class CMRQualityLogic(ScriptedLoadableModuleLogic):
-    """Module logic for the Slicer application: delegates to the Qt-free
-    :class:`CMRQualityLib.logic.QualityLogic` working on ``slicer.mrmlScene``.
-
-    Uses ScriptedLoadableModuleLogic base class, available at:
-    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
-    """
-
-    def __init__(self, scene=None) -> None:
-        """Called when the logic class is instantiated. ``scene`` defaults to ``slicer.mrmlScene``."""
-        ScriptedLoadableModuleLogic.__init__(self)
-        self._scene = scene
-        self._impl = None
-
-    @property
-    def impl(self):
-        """The Qt-free logic (created on first use, so that importing this module imports no cmrlib)."""
-        if self._impl is None:
-            from CMRQualityLib.logic import QualityLogic
-
-            self._impl = QualityLogic(self._scene if self._scene is not None else slicer.mrmlScene)
-        return self._impl
-
-    def getParameterNode(self):
-        return CMRQualityParameterNode(super().getParameterNode())
-
-    def scan(self, folder: "str | pathlib.Path", progress=None):
-        """Scan a DICOM folder for CMR series (see ``CMRCommonLib.study_loader.StudyLoader.scan``).
-        ``progress(phase, done, total, message)`` is called per file."""
-        return self.impl.scan(folder, progress)
-
-    def load(self, series, progress=None):
-        """Load a scanned series (``SeriesInfo`` or its index in the scan) into the scene as a
-        volume or a sequence; returns ``CMRCommonLib.study_loader.LoadedSeries``."""
-        return self.impl.load(series, progress)
-
-    def lgeVolumes(self):
-        """LGE volume nodes (PSIR first, then magnitude) loaded by the study loader."""
-        return self.impl.lge_volumes()
+class CMRQualityLogic(CMRScriptedLogic):
+    """Slicer-side logic, delegating to the Qt-free ``QualityLogic`` (finds LGE and cine series)."""
 
 
 #
@@ -259,64 +93,18 @@ class CMRQualityLogic(ScriptedLoadableModuleLogic):
 #
 
 
-class CMRQualityTest(ScriptedLoadableModuleTest):
-    """
-    Self-tests of the module, run inside Slicer (Developer mode: "Reload and Test").
-    Uses ScriptedLoadableModuleTest base class, available at:
-    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
-    """
+class CMRQualityTest(CMRTestMixin, ScriptedLoadableModuleTest):
+    """Self-tests run inside Slicer ("Reload and Test"); the shared ones come from CMRTestMixin."""
 
-    def setUp(self):
-        """Reset the scene before each test."""
-        slicer.mrmlScene.Clear()
+    def test_CMRQualitySampleData(self):
+        """The phantom study is registered with the Sample Data module (if that module is loaded)."""
+        try:
+            import SampleData
+        except ImportError:
+            self.skipTest("the Sample Data module is not loaded")
+        from CMRQualityLib.sampledata import CATEGORY, SAMPLE_NAME
 
-    def runTest(self):
-        """Run all tests of the module."""
-        for test in (self.test_CMRQualityLoadStudy, self.test_CMRQualityParameterNode,
-                     self.test_CMRQualityPanel, self.test_CMRQualityWorkerProgress):
-            self.setUp()
-            test()
-
-    def test_CMRQualityLoadStudy(self):
-        """Logic: scan a synthetic DICOM study, load each series, check geometry and frames."""
-        from CMRCommonLib import testing
-
-        self.delayDisplay("Writing a synthetic CMR study")
-        with tempfile.TemporaryDirectory() as folder:
-            study = testing.write_synthetic_study(folder)
-            logic = CMRQualityLogic()
-            testing.check_scan(self, logic.impl, study)
-            loaded = testing.check_load(self, logic.impl, study)
-            self.assertEqual([n.GetID() for n in logic.lgeVolumes()], [loaded["lge_psir"].node.GetID()])
-        self.delayDisplay("Test passed")
-
-    def test_CMRQualityParameterNode(self):
-        """Parameter node: typed defaults and round trip through the scene."""
-        logic = CMRQualityLogic()
-        parameterNode = logic.getParameterNode()
-        self.assertEqual(parameterNode.device, DeviceChoice.AUTO)
-        parameterNode.device = DeviceChoice.CPU
-        parameterNode.studyFolder = pathlib.Path(tempfile.gettempdir())
-        again = logic.getParameterNode()
-        self.assertEqual(again.device, DeviceChoice.CPU)
-        self.assertEqual(again.studyFolder, pathlib.Path(tempfile.gettempdir()))
-        self.delayDisplay("Test passed")
-
-    def test_CMRQualityPanel(self):
-        """Widget: scan a folder from the panel, fill the table, load the selected series."""
-        from CMRCommonLib import testing
-        from CMRCommonLib.widgets import checkPanelScanAndLoad
-
-        widget = slicer.modules.cmrquality.widgetRepresentation().self()
-        with tempfile.TemporaryDirectory() as folder:
-            study = testing.write_synthetic_study(folder)
-            checkPanelScanAndLoad(self, widget, study)
-        self.delayDisplay("Test passed")
-
-    def test_CMRQualityWorkerProgress(self):
-        """Status area: a worker process reports CMR-PROGRESS lines and finishes."""
-        from CMRCommonLib.widgets import checkWorkerProgress
-
-        widget = slicer.modules.cmrquality.widgetRepresentation().self()
-        checkWorkerProgress(self, widget.panel)
+        registerSampleData()
+        sources = SampleData.SampleDataLogic.sampleDataSourcesByCategory().get(CATEGORY, [])
+        self.assertIn(SAMPLE_NAME, [source.sampleName for source in sources])
         self.delayDisplay("Test passed")

@@ -69,3 +69,11 @@ def tree_snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """{relative path: (size, mtime_ns)} of every file below ``folder``: detects any write."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def irw_image(matrix: int = 48, seed: int = 3):
+    """(IRW image, myocardium mask) of a small noise-free still phantom ShMOLLI set."""
+    from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
+    ph = Phantom(sample_subject(seed, PhantomOptions(matrix=matrix, la=False, clean=True)))
+    series = ph.irw("mid", "native", "ShMOLLI", motion_severity=0.0)
+    return series.image, series.labels.array[0] == 1

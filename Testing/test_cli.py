@@ -71,7 +71,7 @@ def test_batch_continues_after_a_bad_study(study_dir, tmp_path, capsys):
     (cohort / "bad" / "x.txt").write_text("no dicom here")
     assert main(["batch", str(cohort), "--out", str(tmp_path / "res"), "--quiet"]) == 1
     rows = (tmp_path / "res" / "batch.csv").read_text().splitlines()
-    assert rows[1].startswith("bad,failed") and rows[2].startswith("good,ok")
+    assert rows[1].startswith("bad,failed") and rows[2].startswith("good,done")
 
 
 def test_progress_lines_protocol(study_dir, capsys):

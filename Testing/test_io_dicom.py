@@ -67,10 +67,10 @@ def test_pixel_values_exact(tmp_path, rng):
     assert np.array_equal(out.array, data)
 
 
-def test_enhanced_multiframe(tmp_path):
-    """An enhanced MR file (one file, per-frame functional groups) is expanded per frame."""
-    tis = [100.0, 180.0, 260.0, 1100.0, 1180.0, 2100.0, 3100.0]
-    frames = np.stack([np.full((6, 5), 10 * (k + 1), np.uint16) for k in range(7)])
+def write_enhanced_mr(path, tis) -> None:
+    """An enhanced MR file: one frame per inversion time in ``tis`` (frame k filled with
+    10*(k+1)), geometry and timing in shared / per-frame functional groups."""
+    frames = np.stack([np.full((6, 5), 10 * (k + 1), np.uint16) for k in range(len(tis))])
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -80,7 +80,7 @@ def test_enhanced_multiframe(tmp_path):
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Modality, ds.SeriesDescription, ds.SeriesNumber = "MR", "ShMOLLI enhanced", 9
-    ds.Rows, ds.Columns, ds.NumberOfFrames = 6, 5, 7
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 6, 5, len(tis)
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     shared = Dataset()
@@ -98,7 +98,13 @@ def test_enhanced_multiframe(tmp_path):
         per.append(item)
     ds.PerFrameFunctionalGroupsSequence = DicomSequence(per)
     ds.PixelData = frames.tobytes()
-    ds.save_as(tmp_path / "enhanced.dcm", enforce_file_format=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_enhanced_multiframe(tmp_path):
+    """An enhanced MR file (one file, per-frame functional groups) is expanded per frame."""
+    tis = [100.0, 180.0, 260.0, 1100.0, 1180.0, 2100.0, 3100.0]
+    write_enhanced_mr(tmp_path / "enhanced.dcm", tis)
     s = scan_folder(tmp_path).series[0]
     assert s.kind == "irw" and s.n_frames == 7 and s.n_files == 1
     img = load_series(s)

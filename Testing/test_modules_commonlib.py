@@ -94,8 +94,36 @@ def test_forbidden_requirements_are_named_with_reason():
     assert "PyTorch extension" in bad[0][1]
 
 
-def test_requirements_file_path_is_named_after_the_module(tmp_path):
-    assert deps.requirements_file(tmp_path, "CMRMotion") == tmp_path / "Resources" / "CMRMotion-requirements.txt"
+def test_the_extension_has_one_requirements_file():
+    assert deps.REQUIREMENTS_FILE == ROOT / "CMRCommonLib" / "Resources" / "SlicerCMR-requirements.txt"
+    assert deps.read_requirements(deps.REQUIREMENTS_FILE)
+    assert not hasattr(deps, "requirements_file"), "no per-module requirements files any more"
+
+
+@pytest.mark.parametrize("extension, version, satisfied, says", [
+    (True, "2.13.0", True, ""),
+    (True, "2.13.0+cu126", True, ""),
+    (False, "2.5.1", True, ""),                      # torch from elsewhere is fine if recent enough
+    (False, None, False, "install 'PyTorch' from the Extensions Manager"),
+    (False, "2.0.1", False, "torch 2.0.1 is installed but SlicerCMR needs torch>=2.2; SlicerCMR runs"),
+    (True, None, False, "PyTorch is not installed yet: the PyTorch extension installs it"),
+    (True, "2.1.0", False, "reinstall it from the 'PyTorch Utils' module with the version requirement '>=2.2'"),
+    (True, "not-a-version", False, "reinstall it"),
+])
+def test_torch_status(extension, version, satisfied, says):
+    status = deps.torch_status(find_module=lambda name: object() if extension and name == "PyTorchUtils" else None,
+                               version_of=lambda name: version if name == "torch" else None)
+    assert status == deps.TorchStatus(extension, version)
+    assert status.satisfied is satisfied
+    problem = status.problem()
+    assert (problem == "") is satisfied and says in problem
+
+
+def test_torch_status_of_this_environment():
+    status = deps.torch_status()
+    assert status.extension is False  # PyTorchUtils is a Slicer module: not here
+    assert status.satisfied and status.version  # torch itself is installed for the tests
+    assert "Extensions Manager" in deps.PYTORCH_EXTENSION_MISSING
 
 
 # ---------------------------------------------------------------------------------------
@@ -310,6 +338,24 @@ def test_python_executable_headless_and_inside_slicer(tmp_path, monkeypatch):
     (on_path / exe.name).chmod(0o755)
     monkeypatch.setenv("PATH", str(on_path))
     assert Path(python_executable()) == on_path / exe.name
+
+
+@pytest.mark.parametrize("choice", list(DeviceChoice))
+def test_worker_command_carries_the_device_choice(choice, tmp_path):
+    """--device on the command line (what `cmr` reads first) and CMR_DEVICE in the environment;
+    the `cmr` parser accepts --device after the sub-command's own arguments."""
+    from CMRCommonLib.runner import worker_command
+
+    args, env = worker_command(["info", str(tmp_path)], choice)
+    assert args[:3] == [python_executable(), "-m", "cmrlib.cli"]
+    assert args[3:] == ["info", str(tmp_path), "--device", choice.value]
+    assert env == {DEVICE_ENV_VAR: choice.value}
+    assert worker_command(["info"], choice.value) == worker_command(["info"], choice)
+    from cmrlib.cli import build_parser
+
+    parsed = build_parser().parse_args(["motion", "x.nrrd", "--out", str(tmp_path), "--progress-lines",
+                                        "--device", choice.value])
+    assert parsed.device == choice.value
 
 
 def test_runner_runs_the_cmr_cli_with_progress_lines(tmp_path):

@@ -198,18 +198,23 @@ def test_series_kind_of_other_nodes():
     assert series_kind_of(plain) == ""
 
 
-def test_capabilities_text_lists_coming_and_installed(monkeypatch):
-    import CMRCommonLib.module_logic as module_logic
+def test_capabilities_come_from_the_registry():
+    """The logic's capability lists are the registry's (CMRCommonLib.help_text), not a list of its own."""
+    from cmrlib.capabilities import PLANNED, for_panel
 
-    logic = logic_class("CMRSegmentation")(new_scene())
-    installed, coming = logic.capabilities()
-    assert installed == [] and "LGE-cine fusion scar quantification" in coming
-    text = logic.capabilities_text()
-    assert text.startswith("Now: load a CMR study")
-    assert "Coming in this module: " in text
-    motion = logic_class("CMRMotion")(new_scene())
-    assert [c.command for c in motion.capabilities()[0]] == ["motion"]
-    assert "In this panel: MOLLI/ShMOLLI T1" in motion.capabilities_text()
+    from CMRCommonLib import help_text
+
+    for module in MODULES:
+        logic = logic_class(module)(new_scene())
+        assert not hasattr(logic, "PANEL_COMMANDS")
+        contents = logic.capabilities()
+        assert contents.in_panel + contents.cli_only == for_panel(module)
+        assert contents.planned == [t for t, panel in PLANNED.values() if panel == module]
+        assert logic.capabilities_text() == help_text.summary_text(module)
+    seg = logic_class("CMRSegmentation")(new_scene())
+    assert "LGE-cine fusion scar quantification" in seg.capabilities().planned
+    assert seg.capabilities_text().startswith("Now: load a CMR study")
+    assert "In this panel: MOLLI/ShMOLLI T1" in logic_class("CMRMotion")(new_scene()).capabilities_text()
 
 
 def test_module_logic_needs_a_module_name():
@@ -221,16 +226,18 @@ def test_module_logic_needs_a_module_name():
 
 
 SELF_TEST_RUNNER = '''
-import sys, types, unittest, importlib
+import sys, types, typing, unittest, importlib
 modules = sys.argv[1:]
 import slicer, slicer.util
 from cmrlib.mrml import new_scene
 
-# Stand-ins for the GUI-side Slicer API the module scripts import (only what they touch).
+# Stand-ins for the GUI-side Slicer API the module scripts and CMRCommonLib.module_base import
+# (only what they touch).
 slm = types.ModuleType("slicer.ScriptedLoadableModule")
 class ScriptedLoadableModule:
     def __init__(self, parent):
         self.parent = parent
+        self.moduleName = type(self).__name__
 class ScriptedLoadableModuleWidget:
     pass
 class ScriptedLoadableModuleLogic:
@@ -252,24 +259,49 @@ wrapper.parameterNodeWrapper = lambda cls: cls
 sys.modules["slicer.parameterNodeWrapper"] = wrapper
 slicer.util.VTKObservationMixin = type("VTKObservationMixin", (), {})
 hooks = []
-slicer.app = types.SimpleNamespace(connect=lambda signal, slot: hooks.append(signal))
+app = types.SimpleNamespace(connect=lambda signal, slot: hooks.append(signal))
+
+from CMRCommonLib import help_text, module_base
+from CMRCommonLib.module_logic import CMRModuleLogicBase
+
+#: the logic-side self-tests (the others need the application's widgets)
+LOGIC_TESTS = {"CMRMotion": ["test_CMRMotionInputs", "test_CMRMotionCorrectAndMap"]}
+OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"}}
 
 for name in modules:
     module = importlib.import_module(name)
     parent = types.SimpleNamespace()
+    slicer.app = app  # only while the module is constructed (the worker runner looks for the application)
     getattr(module, name)(parent)
+    del slicer.app
     assert parent.categories == ["Cardiac"], parent.categories
+    assert parent.title.startswith("CMR "), parent.title
+    assert parent.helpText == help_text.help_html(name), parent.helpText
+    assert parent.acknowledgementText.endswith(module_base.ACKNOWLEDGEMENT)
+    # the typed parameter node: the shared parameters from CMRPanelParameters, then the module's
+    hints = typing.get_type_hints(getattr(module, name + "ParameterNode"))
+    assert set(hints) == {"studyFolder", "device"} | OWN_PARAMETERS.get(name, set()), hints
+    # the Slicer logic finds the module's Qt-free logic by name
     slicer.mrmlScene = new_scene()
-    getattr(getattr(module, name + "Test")(), "test_" + name + "LoadStudy")()
+    logic = getattr(module, name + "Logic")()
+    assert isinstance(logic.impl, CMRModuleLogicBase) and logic.impl.MODULE_NAME == name
+    # unittest (slicer_add_python_unittest) collects only the module's own TestCase
+    cases = [t for t in unittest.TestLoader().loadTestsFromModule(module)]
+    assert {type(c).__name__ for suite in cases for c in suite} <= {name + "Test"}, cases
+    test = getattr(module, name + "Test")()
+    for method in ["test_LoadStudy", *LOGIC_TESTS.get(name, [])]:
+        test.setUp()
+        getattr(test, method)()
     print("passed", name)
 assert hooks == ["startupCompleted()"], hooks  # CMRQuality registers its sample data at startup
 '''
 
 
 def test_module_self_tests_run_headless(tmp_path):
-    """The logic part of each module's in-Slicer self-test (test_<Name>LoadStudy), run on a
-    headless scene with the GUI-side Slicer classes stood in for (in a child interpreter, so
-    the stand-ins never leak into other tests)."""
+    """The module classes on their CMRCommonLib bases and the logic part of each module's
+    in-Slicer self-tests (the shared test_LoadStudy, CMRMotion's worker run), on a headless
+    scene with the GUI-side Slicer classes stood in for (in a child interpreter, so the
+    stand-ins never leak into other tests)."""
     import os
     import subprocess
 

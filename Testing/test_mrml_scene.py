@@ -1,4 +1,4 @@
-"""The headless scene factory and the layering rules of cmrlib.mrml (DESIGN.md "Layers")."""
+"""The headless scene factory and the layering rules of cmrlib.mrml (docs/architecture.md "Layers")."""
 from __future__ import annotations
 
 import gc

@@ -143,9 +143,9 @@ def test_la_quality_attributes_follow_severity():
 
 
 def test_bundled_study_and_sample_data_record(tmp_path):
-    record = json.loads((ROOT / "Resources" / "SampleData" / "sampledata.json").read_text())
+    record = json.loads((ROOT / "cmrlib" / "resources" / "sampledata" / "sampledata.json").read_text())
     zip_path = bundled_study_path()
-    assert zip_path == ROOT / "Resources" / "SampleData" / record["file"]
+    assert zip_path == ROOT / "cmrlib" / "resources" / "sampledata" / record["file"]
     assert hashlib.sha256(zip_path.read_bytes()).hexdigest() == record["sha256"]
     assert zip_path.stat().st_size < 8e6
     dicom = extract_bundled_study(tmp_path / "demo")
@@ -173,7 +173,7 @@ def test_sampledata_module_registers_without_importing_slicer_at_module_level(mo
     mod.register_sample_data()
     assert len(calls) == 1
     kw = calls[0]
-    record = json.loads((ROOT / "Resources" / "SampleData" / "sampledata.json").read_text())
+    record = json.loads((ROOT / "cmrlib" / "resources" / "sampledata" / "sampledata.json").read_text())
     assert kw["category"] == "Cardiac MRI" and kw["checksums"] == f"SHA256:{record['sha256']}"
     assert kw["uris"].startswith("file://") and kw["uris"].endswith(record["file"])
     assert kw["fileNames"] == record["file"] and callable(kw["customDownloader"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from functools import lru_cache
+from pathlib import Path
 
 from .contract import Capability, Step
 
@@ -37,18 +38,14 @@ def capabilities() -> tuple[Capability, ...]:
     import cmrlib
     found = []
     for info in pkgutil.iter_modules(cmrlib.__path__):
-        if not info.ispkg:
+        # a package is a capability when it has capability.py; looked up as a file so that
+        # packages that are none (io, models, t1, and mrml, which needs Slicer's vtk) are not imported
+        if not info.ispkg or not any((Path(p) / info.name / "capability.py").is_file() for p in cmrlib.__path__):
             continue
-        name = f"cmrlib.{info.name}.capability"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # a package that is no capability (io, models, t1, mrml …)
-                continue
-            raise
+        module = importlib.import_module(f"cmrlib.{info.name}.capability")
         record = getattr(module, "CAPABILITY", None)
         if not isinstance(record, Capability):
-            raise TypeError(f"{name}.CAPABILITY must be a cmrlib.contract.Capability")
+            raise TypeError(f"cmrlib.{info.name}.capability.CAPABILITY must be a cmrlib.contract.Capability")
         found.append(record)
     commands = [c.command for c in found]
     if len(set(commands)) != len(commands):

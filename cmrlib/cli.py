@@ -9,13 +9,14 @@ import argparse
 import json
 import os
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .capabilities import capabilities, trainers
-from .errors import CMRError, NotAvailableError
+from .capabilities import PLANNED, capabilities, trainers
+from .errors import CMRError, InputError, NotAvailableError
 from .progress import make_progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -34,6 +35,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"      kind: {KIND_LABELS[s.kind]} — {s.kind_reason}")
         for p in s.problems:
             print(f"      problem: {p}")
+        for w in s.warnings:
+            print(f"      warning: {w}")
     if scan.skipped:
         print(f"{len(scan.skipped)} file(s) skipped:")
         for k in scan.skipped:
@@ -56,6 +59,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print(f"  {m.name:28s} {m.task:12s} {m.architecture:16s} v{m.version}  {m.folder}")
             print(f"      {m.notice}")
         return EXIT_OK
+    if not models:
+        print("cmr: error: no model found in " + ", ".join(str(d) for d in model_dirs())
+              + " (an install without its bundled models? reinstall, or set CMR_MODELS_DIR)", file=sys.stderr)
+        return EXIT_FAILED
     failed = 0
     for m in models:
         try:
@@ -73,92 +80,136 @@ def _print_run_summary(summary: dict) -> None:
     print(f"study {summary['study']} -> {summary['out']} ({summary['seconds']} s)")
     for line in summary["series"]:
         print(f"  series {line}")
+    if summary["skipped_files"]:
+        print(f"  {len(summary['skipped_files'])} file(s) not used:")
+        for k in summary["skipped_files"][:20]:
+            print(f"    {k['path']}: {k['reason']}")
+        if len(summary["skipped_files"]) > 20:
+            print(f"    … {len(summary['skipped_files']) - 20} more in series.json")
+    for desc, problems in summary.get("series_problems", {}).items():
+        for p in problems:
+            print(f"  problem in {desc}: {p}")
     for row in summary["converted"]:
-        print(f"  {'wrote ' + row['file'] if 'file' in row else 'not converted: ' + row['error']}")
-    for name, result in summary["steps"].items():
-        print(f"  step {name}: {'error: ' + result['error'] if isinstance(result, dict) and 'error' in result else 'done'}")
-        for line in (result.get("lines", []) if isinstance(result, dict) else []):
+        print(f"  {'wrote ' + row['file'] if 'file' in row else 'not converted: ' + row['error']}"
+              + (f" (warning: {row['warning']})" if row.get("warning") else ""))
+    for name, step in summary["steps"].items():
+        detail = {"done": "", "skipped": f" ({step.get('reason')})", "failed": f": {step.get('error')}"}[step["status"]]
+        print(f"  step {name}: {step['status']}{detail}")
+        for line in step.get("lines", []):
             print(f"    {line}")
-    for name in summary["not_yet_present"]:
-        print(f"  not yet present: {name}")
+        for note in step.get("notes", []):
+            print(f"    note: {note}")
+    for name in summary["not_in_this_version"]:
+        print(f"  not in this version: {name}")
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
+
+
+def _run_staged(study: Path, out: Path, args: argparse.Namespace) -> dict:
+    """`cmr run` into a temporary folder renamed over ``out`` when complete."""
+    from .atomic import check_output_folder, staged_folder
+    from .study import run_study
+    check_output_folder(study, out)
+    with staged_folder(out) as stage:
+        summary = run_study(study, stage, make_progress(args), device=args.device, final_out=out)
+    return summary
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .study import run_study
-    summary = run_study(args.study, args.out, make_progress(args))
+    from .study import failed_steps
+    summary = _run_staged(Path(args.study), Path(args.out), args)
     _print_run_summary(summary)
-    return EXIT_FAILED if any(isinstance(r, dict) and "error" in r for r in summary["steps"].values()) else EXIT_OK
+    return EXIT_FAILED if failed_steps(summary) else EXIT_OK
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    import csv
-
     from tqdm import tqdm
 
-    from .study import check_output_folder, find_studies, run_study
-    studies = find_studies(args.root)
-    check_output_folder(args.root, args.out)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for study in tqdm(studies, desc="studies", disable=args.quiet or not sys.stderr.isatty()):
-        try:
-            s = run_study(study, out / study.name)
-            rows.append({"study": study.name, "status": "ok", "series": len(s["series"]), "seconds": s["seconds"],
-                         "steps": " ".join(s["steps"]), "message": ""})
-        except CMRError as exc:
-            rows.append({"study": study.name, "status": "failed", "series": 0, "seconds": 0, "steps": "", "message": str(exc)})
-    with open(out / "batch.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    failed = [r for r in rows if r["status"] != "ok"]
-    print(f"{len(rows) - len(failed)} of {len(rows)} studies done; summary {out / 'batch.csv'}")
-    for r in failed:
-        print(f"  failed {r['study']}: {r['message']}", file=sys.stderr)
-    return EXIT_FAILED if failed else EXIT_OK
+    from .batch import run_batch
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1; got {args.jobs}")
+    disable = args.quiet or not sys.stderr.isatty()
+    result = run_batch(args.root, args.out, jobs=args.jobs, device=args.device,
+                       progress_bar=lambda total: tqdm(total=total, desc="studies", unit="study", disable=disable))
+    reused = f", {len(result['reused'])} already complete" if result["reused"] else ""
+    print(f"{result['done']} of {result['total']} studies done{reused}; summary {result['table']}")
+    for name, error in result["errors"].items():
+        print(f"  failed {name}: {error}", file=sys.stderr)
+    if result["interrupted"]:
+        print("cmr: batch interrupted; rerun the same command to finish the remaining studies", file=sys.stderr)
+        return 130
+    return EXIT_FAILED if result["failed"] else EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     import shutil
+    import tempfile
 
-    from .study import run_study
-    out = Path(args.out)
+    from .atomic import check_output_folder
     from .phantom import extract_bundled_study
+    out = Path(args.out)
+    check_output_folder(None, out)
+    out.mkdir(parents=True, exist_ok=True)
     study = out / "study"
-    if study.exists():  # a previous demo's extracted copy; outputs beside it are rewritten
+    fresh = Path(tempfile.mkdtemp(prefix=".study.partial-", dir=out))
+    try:
+        dicom_rel = extract_bundled_study(fresh).relative_to(fresh)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    if study.exists():  # a previous demo's extracted copy: replaced only once the new one is complete
         shutil.rmtree(study)
-    dicom = extract_bundled_study(study)
+    fresh.rename(study)
     print(f"bundled phantom study extracted to {study} (synthetic data; results of bundled models are "
           f"phantom-trained demonstrations, not for clinical use)")
-    summary = run_study(dicom, out / "results", make_progress(args))
+    summary = _run_staged(study / dicom_rel, out / "results", args)
     _print_run_summary(summary)
     return EXIT_OK
 
 
 # ---- train / evaluate ---------------------------------------------------------------------
-def _cmd_train_or_eval(args: argparse.Namespace, extra: list[str]) -> int:
+def _train_or_eval(verb: str, argv: list[str], common: argparse.ArgumentParser) -> int:
+    """`cmr train NAME …` / `cmr evaluate NAME …` with that model's own options and --help."""
     import importlib
-    verb = args.command
-    if args.model not in trainers():
-        raise NotAvailableError(f"cmr {verb}: unknown model {args.model!r}; known: {', '.join(trainers())}")
-    module = importlib.import_module(trainers()[args.model])
+    known = trainers()
+    lead = []  # common options given before the model name (`cmr train --quiet moconet …`)
+    while argv and argv[0] in ("--quiet", "--progress-lines", "--debug", "--device") or (
+            argv and argv[0].startswith("--device=")):
+        lead += argv[:2] if argv[0] == "--device" else argv[:1]
+        argv = argv[2:] if argv[0] == "--device" else argv[1:]
+    if not argv or argv[0].startswith("-"):  # no model named: the verb's own usage (exits)
+        top = argparse.ArgumentParser(prog=f"cmr {verb}", parents=[common],
+                                      description=f"Models: {', '.join(known)}. `cmr {verb} NAME --help` "
+                                                  f"lists that model's options.")
+        top.add_argument("model", choices=sorted(known), help="model name")
+        top.parse_args(lead + argv)
+    name = argv[0]
+    if name not in known:
+        raise NotAvailableError(f"cmr {verb}: unknown model {name!r}; known: {', '.join(known)}")
+    module = importlib.import_module(known[name])
     adder, runner = ("add_arguments", "run") if verb == "train" else ("add_eval_arguments", "evaluate")
-    sub = argparse.ArgumentParser(prog=f"cmr {verb} {args.model}")
+    sub = argparse.ArgumentParser(prog=f"cmr {verb} {name}", parents=[common],
+                                  description=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None)
     getattr(module, adder)(sub)
-    sub_args = sub.parse_args(extra)
-    sub_args.quiet, sub_args.progress_lines = args.quiet, args.progress_lines
-    return int(getattr(module, runner)(sub_args))
+    sub_args = sub.parse_args(lead + argv[1:])
+    if sub_args.device:
+        os.environ["CMR_DEVICE"] = sub_args.device
+    return int(getattr(module, runner)(sub_args) or 0)
 
 
 # ---- parser -------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_options(common: argparse.ArgumentParser) -> None:
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     common.add_argument("--progress-lines", action="store_true",
                         help="report progress as 'CMR-PROGRESS {json}' lines on stderr (used by Slicer)")
     common.add_argument("--device", default=None,
                         help="auto | cpu | cuda | mps (default: $CMR_DEVICE or auto)")
+    common.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common)
     parser = argparse.ArgumentParser(
         prog="cmr", parents=[common],
         description="SlicerCMR: cardiac MRI quality assurance and tissue characterisation from the command line. "
@@ -183,18 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("batch", parents=[common], help="`cmr run` on each sub-folder of a cohort folder")
     p.add_argument("root", help="folder with one sub-folder per study (read only)")
-    p.add_argument("--out", required=True, help="output folder; one sub-folder per study and batch.csv")
+    p.add_argument("--out", required=True, help="output folder: one sub-folder per study, batch.json "
+                                                 "(resumable manifest) and batch.csv; rerun to resume")
+    p.add_argument("--jobs", type=int, default=1, help="studies run in parallel processes (default 1)")
     p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("demo", parents=[common], help="run every installed capability on the bundled phantom study")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.set_defaults(func=_cmd_demo)
 
-    for verb, text in (("train", "train a network (phantom data by default)"),
+    for verb, text in (("train", "train a network (phantom data by default, --data DIR for your own)"),
                        ("evaluate", "evaluate a network on held-out data")):
-        p = sub.add_parser(verb, parents=[common], help=f"{text}; `cmr {verb} NAME --help` for its options",
+        p = sub.add_parser(verb, parents=[common], add_help=False, help=f"{text}; `cmr {verb} NAME --help` for its options",
                            description=f"{text}. Models: {', '.join(trainers())}.")
-        p.add_argument("model", help="model name: " + ", ".join(trainers()))
+        p.add_argument("model", nargs="?", help="model name: " + ", ".join(trainers()))
         p.set_defaults(func=None, passthrough=True)
 
     for cap in capabilities():
@@ -212,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
                                description=f"{cap.title}: {problem}.")
             p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             p.set_defaults(func=_not_present(cap.command, cap.title, problem))
+    registered = {c.command for c in capabilities()}
+    for command, (title, _) in PLANNED.items():
+        if command not in registered:
+            p = sub.add_parser(command, parents=[common], help=f"(planned, not in this version) {title}",
+                               description=f"{title}: planned, not in this version.")
+            p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            p.set_defaults(func=_not_present(command, title, "not in this version"))
     return parser
 
 
@@ -223,29 +283,54 @@ def _not_present(command: str, title: str, problem: str) -> Callable[[argparse.N
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
-    if extra and not getattr(args, "passthrough", False):
-        parser.error(f"unrecognised arguments: {' '.join(extra)}")
-    if args.device:
-        os.environ["CMR_DEVICE"] = args.device
-    warnings.simplefilter("default")
+    debug = "--debug" in argv
     try:
-        if getattr(args, "passthrough", False):
-            return _cmd_train_or_eval(args, extra)
-        return int(args.func(args) or 0)
+        return _main(argv)
+    except BrokenPipeError:  # `cmr info … | head`: the reader left; exit quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_FAILED
     except NotAvailableError as exc:
         print(f"cmr: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except CMRError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"cmr: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("cmr: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # e.g. the disk filled up while writing: a message, not a traceback
+        if debug:
+            traceback.print_exc()
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"cmr: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: say so in one line; --debug shows where
+        if debug:
+            traceback.print_exc()
+        print(f"cmr: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser()
+    if argv and argv[0] in ("train", "evaluate"):
+        common = argparse.ArgumentParser(add_help=False)
+        _common_options(common)
+        return _train_or_eval(argv[0], argv[1:], common)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.device:
+        os.environ["CMR_DEVICE"] = args.device
+    warnings.simplefilter("default")
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

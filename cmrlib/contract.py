@@ -71,7 +71,11 @@ class Capability:
     ``reader``: ``"module:function"`` reading that folder back, ``folder -> dict``.
     ``report``: ``"module:function"``, ``(step_summary: dict, folder: Path) -> ReportSection``.
     ``adapter``: ``"module:function"`` in the Slicer module's ``…Lib`` package that turns the
-    reader's dict into MRML nodes, ``(scene, outputs: dict) -> dict[str, node]``.
+    reader's dict into MRML nodes, ``(scene, outputs: dict, name: str) -> <Capability>Outputs``
+    (an object holding the nodes and the summary, e.g. ``CMRMotionLib.logic.MotionOutputs``).
+    ``example``: ``"module:function"``, ``(folder: Path) -> None``, writing a small real result
+    (computed, not canned) with the capability's writer, so the contract test can check
+    writer → declared files → reader → adapter for every capability.
     ``panel``: the Slicer module showing it; ``panel_help``: what that panel section does
     in this version (shown in the module's help).
     """
@@ -88,6 +92,7 @@ class Capability:
     reader: str | None = None
     report: str | None = None
     adapter: str | None = None
+    example: str | None = None
 
     def load_cli(self):
         return importlib.import_module(self.cli)

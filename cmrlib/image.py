@@ -1,6 +1,6 @@
 """The one image type of cmrlib: a numpy array with LPS geometry and acquisition metadata.
 
-Conventions (DESIGN.md "Data contract"):
+Conventions (docs/architecture.md "Data contract"):
 
 * ``array`` is indexed ``[slice, row, col]`` for a volume and ``[frame, row, col]`` (one
   slice) or ``[frame, slice, row, col]`` (several slices) for a sequence of frames.

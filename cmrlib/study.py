@@ -1,9 +1,11 @@
-"""Run a whole study (a DICOM folder) through every installed capability: `cmr run`, `batch`, `demo`.
+"""`cmr run`: one study (a DICOM folder) through every registered capability, in dependency order.
 
-The first step of every run is always available: discover and classify the series, write
-``series.json`` / ``series.csv`` and each loadable series as NRRD (``series/``). Then each
-available capability with a ``run_on_study`` step runs; the others are named as not yet
-present. Outputs go to ``out_dir`` only — never into the input folder.
+First, always: discover and classify the series, write ``series.json`` / ``series.csv`` and
+each loadable series as NRRD (``series/``). Then each capability's :class:`~cmrlib.contract.Step`
+in the order its declarations give (what it ``needs`` / ``uses`` from others' ``provides``),
+handing each a :class:`~cmrlib.contract.StudyContext` with the scan and earlier results. Each
+step ends *done*, *skipped* (with the reason) or *failed* (with the error); ``run.json`` and
+``report.html`` say which. Outputs go to ``out_dir`` only — never into the input folder.
 """
 from __future__ import annotations
 
@@ -11,21 +13,21 @@ import csv
 import json
 import re
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-from .capabilities import capabilities
+from . import __version__
+from .atomic import check_output_folder, write_text_atomic
+from .capabilities import PLANNED, capabilities
+from .contract import Capability, StepResult, StudyContext, resolve
 from .errors import CMRError, InputError
-from .io import DicomScan, load_series, scan_folder, write_image
+from .io import KIND_LABELS, DicomScan, load_series, scan_folder, write_image
 from .progress import ProgressCallback, report
 
+__all__ = ["run_study", "step_order", "check_output_folder", "find_studies", "DONE", "SKIPPED", "FAILED"]
 
-def check_output_folder(input_dir: Path, out_dir: Path) -> None:
-    """Refuse an output folder inside (or equal to) the input folder: inputs are never written."""
-    inp, out = Path(input_dir).resolve(), Path(out_dir).resolve()
-    if out == inp or inp in out.parents:
-        raise InputError(f"output folder {out_dir} is inside the input folder {input_dir}; "
-                         f"choose a folder outside it (nothing is ever written into the input)")
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
 
 def _slug(text: str) -> str:
@@ -55,41 +57,141 @@ def convert_series(scan: DicomScan, out_dir: Path, progress: ProgressCallback | 
         report(progress, "convert", k, len(scan.series), s.description)
         name = f"{s.series_number if s.series_number is not None else k:03d}_{s.kind}_{_slug(s.description)}.nrrd"
         try:
-            path = write_image(load_series(s), folder / name)
-            rows.append({"series": s.description, "kind": s.kind, "file": str(path.relative_to(out_dir))})
+            image = load_series(s)
+            path = write_image(image, folder / name)
+            row = {"series": s.description, "kind": s.kind, "file": str(path.relative_to(out_dir))}
+            lost = image.meta.get("unreadable_files") or []
+            if lost:
+                row["warning"] = f"{len(lost)} file(s) of this series could not be read and are missing"
+            rows.append(row)
         except CMRError as exc:
             rows.append({"series": s.description, "kind": s.kind, "error": str(exc)})
     report(progress, "convert", len(scan.series), len(scan.series), "done")
     return rows
 
 
-def run_study(study_dir: str | Path, out_dir: str | Path, progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """Run every installed capability on one study; write ``run.json``; return the summary."""
+def step_order(caps: tuple[Capability, ...] | list[Capability]) -> list[Capability]:
+    """Capabilities with a step, each after every step providing what it needs or uses
+    (ties in command order). ValueError on a cycle or on a need nobody provides."""
+    with_step = [c for c in caps if c.step is not None]
+    providers: dict[str, list[str]] = {}
+    for c in with_step:
+        for name in c.step.provides:
+            providers.setdefault(name, []).append(c.command)
+    after: dict[str, set[str]] = {}
+    for c in with_step:
+        missing = [n for n in c.step.needs if n not in providers]
+        if missing:
+            raise ValueError(f"step {c.command!r} needs {', '.join(missing)}, which no registered step provides")
+        after[c.command] = {p for n in (*c.step.needs, *c.step.uses) for p in providers.get(n, []) if p != c.command}
+    order: list[Capability] = []
+    placed: set[str] = set()
+    remaining = sorted(with_step, key=lambda c: c.command)
+    while remaining:
+        ready = [c for c in remaining if after[c.command] <= placed]
+        if not ready:
+            raise ValueError("the steps' needs form a cycle: " + ", ".join(c.command for c in remaining))
+        order.append(ready[0])
+        placed.add(ready[0].command)
+        remaining.remove(ready[0])
+    return order
+
+
+def _skip_reason(cap: Capability, context: StudyContext, status: dict[str, dict[str, Any]],
+                 providers: dict[str, list[str]]) -> str | None:
+    step = cap.step
+    if step.series_kinds and not context.series(*step.series_kinds):
+        wanted = " or ".join(KIND_LABELS.get(k, k) for k in step.series_kinds)
+        found = sorted({KIND_LABELS.get(s.kind, s.kind) for s in context.scan.series})
+        return f"no {wanted} series in this study (found: {', '.join(found) or 'no series'})"
+    for name in step.needs:
+        if name not in context.results:
+            why = "; ".join(f"{p} {status[p]['status']}" + (f": {status[p].get('reason') or status[p].get('error')}"
+                                                              if status[p]["status"] != DONE else "")
+                            for p in providers.get(name, []) if p in status)
+            return f"needs {name}, which no earlier step produced ({why or 'no provider ran'})"
+    return None
+
+
+def _run_steps(context: StudyContext, caps: list[Capability]) -> dict[str, dict[str, Any]]:
+    providers: dict[str, list[str]] = {}
+    for c in caps:
+        for name in c.step.provides:
+            providers.setdefault(name, []).append(c.command)
+    status: dict[str, dict[str, Any]] = {}
+    for cap in caps:
+        reason = _skip_reason(cap, context, status, providers)
+        if reason:
+            status[cap.command] = {"status": SKIPPED, "reason": reason}
+            continue
+        t0 = time.perf_counter()
+        try:
+            result = resolve(cap.step.run)(context)
+            if not isinstance(result, StepResult):
+                raise TypeError(f"step {cap.command} returned {type(result).__name__}, not StepResult")
+        except CMRError as exc:
+            status[cap.command] = {"status": FAILED, "error": str(exc), "seconds": round(time.perf_counter() - t0, 3)}
+            continue
+        except Exception as exc:  # a bug in one step must not lose the others' results
+            status[cap.command] = {"status": FAILED, "error": f"internal error: {type(exc).__name__}: {exc}",
+                                   "traceback": traceback.format_exc(), "seconds": round(time.perf_counter() - t0, 3)}
+            continue
+        context.results.update(result.provides)
+        status[cap.command] = {"status": DONE, "lines": result.lines, "notes": result.notes,
+                               "result": result.summary, "seconds": round(time.perf_counter() - t0, 3)}
+    return status
+
+
+def _models_used() -> list[dict[str, Any]]:
+    from .models import list_models, loaded_models
+    names = loaded_models()
+    return [{"name": m.name, "version": m.version, "architecture": m.architecture, "notice": m.notice,
+             "phantom_trained": m.phantom_trained, "sha256": m.sha256}
+            for m in list_models() if m.name in names]
+
+
+def run_study(study_dir: str | Path, out_dir: str | Path, progress: ProgressCallback | None = None,
+              device: str | None = None, caps: tuple[Capability, ...] | None = None,
+              write_report: bool = True, final_out: str | Path | None = None) -> dict[str, Any]:
+    """Run every registered step on one study; write ``run.json`` and ``report.html``; return
+    the summary. ``caps`` replaces the registered capabilities (tests). ``final_out``: the
+    folder ``out_dir`` will be renamed to when complete (callers that stage their output);
+    the summary names it. Paths inside ``run.json`` are relative to the output folder."""
+    from .device import describe_device, pick_device
     study_dir, out_dir = Path(study_dir), Path(out_dir)
     check_output_folder(study_dir, out_dir)
     t0 = time.perf_counter()
+    caps = capabilities() if caps is None else caps
+    order = step_order(caps)  # a registration error shows before any work
     scan = scan_folder(study_dir, progress)  # raises before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     write_series_table(scan, out_dir)
+    dev = pick_device(device)
+    context = StudyContext(scan, out_dir, progress, dev)
     summary: dict[str, Any] = {
-        "study": str(study_dir), "out": str(out_dir),
+        "study": str(study_dir), "out": str(final_out or out_dir), "software": f"SlicerCMR {__version__}", "device": describe_device(dev),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "series": [s.summary() for s in scan.series],
-        "skipped_files": len(scan.skipped),
+        "series_problems": {s.description: [*s.problems, *s.warnings] for s in scan.series if s.problems or s.warnings},
+        "skipped_files": [{"path": str(k.path), "reason": k.reason} for k in scan.skipped],
         "converted": convert_series(scan, out_dir, progress),
-        "steps": {}, "not_yet_present": [],
+        "order": [c.command for c in order],
     }
-    for cap in capabilities():
-        module = cap.load_cli()
-        step = getattr(module, "run_on_study", None)
-        if step is None:
-            continue
-        try:
-            summary["steps"][cap.command] = step(scan, out_dir / cap.command, progress)
-        except CMRError as exc:
-            summary["steps"][cap.command] = {"error": str(exc)}
+    summary["steps"] = _run_steps(context, order)
+    registered = {c.command for c in caps}
+    summary["not_in_this_version"] = [f"{cmd}: {title}" for cmd, (title, _) in PLANNED.items() if cmd not in registered]
+    summary["models"] = _models_used()
     summary["seconds"] = round(time.perf_counter() - t0, 3)
-    (out_dir / "run.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out_dir / "run.json", json.dumps(summary, indent=2, default=str))
+    if write_report:
+        from .report import write_report as write_html
+        summary["report"] = str(Path(final_out or out_dir) / write_html(summary, out_dir, caps).name)
     return summary
+
+
+def failed_steps(summary: dict[str, Any]) -> list[str]:
+    """Commands whose step applied and failed."""
+    return [name for name, s in summary["steps"].items() if s["status"] == FAILED]
 
 
 def find_studies(root: str | Path) -> list[Path]:

@@ -1,15 +1,19 @@
-"""CMRMotion logic (Qt-free): the module's inputs in an MRML scene.
+"""CMRMotion logic (Qt-free): the module's inputs in an MRML scene and its results as nodes.
 
 CMRMotion fits MOLLI/ShMOLLI T1 and R² maps and motion-corrects the inversion-recovery-
-weighted (IRW) images (methods/moconet.md). Its input is an IRW series loaded by the study
-loader as a sequence whose frames are ordered by InversionTime (ms); scanner T1 maps are
-loaded for comparison.
+weighted (IRW) images (MOCOnet, classical registration, or none; method card
+docs/methods/moconet.md). Its input is an IRW series
+loaded by the study loader as a sequence whose frames are ordered by InversionTime (ms);
+scanner T1 maps are loaded for comparison. The work runs in a `cmr motion` worker process;
+its output folder is read back through the capability contract: the record's ``reader``
+(``cmrlib.motion.outputs:read_result``, folder -> dict) and its ``adapter``
+(:func:`outputs_to_nodes` here, dict -> MRML nodes).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from cmrlib.errors import InputError
 
@@ -22,7 +26,6 @@ class MotionLogic(CMRModuleLogicBase):
 
     MODULE_NAME = "CMRMotion"
     USED_KINDS = ("irw", "t1map")
-    PANEL_COMMANDS = ("motion",)
 
     def irw_sequences(self) -> list[Any]:
         """IRW sequence nodes loaded by the study loader, in scene order."""
@@ -62,7 +65,8 @@ class MotionLogic(CMRModuleLogicBase):
 
     @staticmethod
     def motion_arguments(input_path: str | Path, out_dir: str | Path, method: str) -> list[str]:
-        """`cmr motion` arguments for the worker process (progress as CMR-PROGRESS lines)."""
+        """`cmr motion` arguments for the worker process (progress as CMR-PROGRESS lines); the
+        panel adds the device (``CMRCommonLib.runner.worker_command``)."""
         from cmrlib.motion import METHODS
 
         if method not in METHODS:
@@ -70,35 +74,53 @@ class MotionLogic(CMRModuleLogicBase):
         return ["motion", str(input_path), "--out", str(out_dir), "--method", method, "--progress-lines"]
 
     def load_results(self, out_dir: str | Path, name: str) -> "MotionOutputs":
-        """Load a `cmr motion` output folder into the scene: T1 map (ms, rainbow, 0–2000 ms),
-        R² map (and R² before correction), corrected frames as a browsable sequence, DVFs as a
-        grid-transform sequence; the summary from ``result.json``."""
-        import json
+        """Load a `cmr motion` output folder into the scene: the capability's reader, then
+        :func:`outputs_to_nodes`."""
+        from cmrlib.capabilities import capability
+        from cmrlib.contract import resolve
 
-        import SimpleITK as sitk
+        read_result = resolve(capability("motion").reader)
+        return outputs_to_nodes(self.scene, read_result(Path(out_dir)), name)
 
-        from cmrlib.io import read_image
-        from cmrlib.mrml import (grid_transform_sequence_from_displacements, sequence_node_from_image,
-                                 volume_node_from_image)
 
-        out = Path(out_dir)
-        summary = json.loads((out / "result.json").read_text())
-        t1 = volume_node_from_image(self.scene, read_image(out / "t1_map.nrrd"), f"{name} T1 map")
-        _set_display(t1, "vtkMRMLColorTableNodeRainbow", 0.0, 2000.0)
-        r2 = volume_node_from_image(self.scene, read_image(out / "r2_map.nrrd"), f"{name} R2 map")
-        _set_display(r2, "vtkMRMLColorTableNodeGrey", 0.8, 1.0)
-        r2_before = None
-        if (out / "r2_map_before.nrrd").is_file():
-            r2_before = volume_node_from_image(self.scene, read_image(out / "r2_map_before.nrrd"),
-                                               f"{name} R2 map before correction")
-            _set_display(r2_before, "vtkMRMLColorTableNodeGrey", 0.8, 1.0)
-        corrected_image = read_image(out / "corrected.nrrd")
-        corrected = sequence_node_from_image(self.scene, corrected_image, f"{name} corrected ({summary['method']})")
-        field = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "dvf.nrrd")))  # [frame, slice, row, col, 3]
-        grid = corrected_image.frame(0)
-        dvf = grid_transform_sequence_from_displacements(self.scene, field, grid, f"{name} DVF ({summary['method']})",
-                                                         list(summary["inversion_times_ms"]))
-        return MotionOutputs(t1, r2, r2_before, corrected, dvf, summary)
+#: Keys of the reader's dict that the adapter needs (``r2_before`` may be None).
+RESULT_KEYS = ("t1", "r2", "r2_before", "corrected", "dvf", "dvf_grid", "summary")
+
+
+def outputs_to_nodes(scene: Any, outputs: Mapping[str, Any], name: str = "") -> "MotionOutputs":
+    """The CMRMotion adapter (``Capability.adapter``): MRML nodes from the dict that
+    ``cmrlib.motion.outputs.read_result`` returns.
+
+    ``outputs``: ``t1``, ``r2``, ``r2_before`` (:class:`cmrlib.Image`, ``r2_before`` None when
+    there was no correction), ``corrected`` (Image sequence, InversionTime per frame), ``dvf``
+    (array ``[frame, slice, row, col, 3]``, LPS mm) on the grid of the Image ``dvf_grid``, and
+    ``summary`` (result.json). Makes the T1 map (ms, rainbow, in the window of the report's
+    figure: 0–2000 ms native, 0–1000 ms post-contrast), the R² maps (grey, 0.8–1), the corrected frames as a browsable sequence and the DVFs as a grid-transform
+    sequence; node names start with ``name`` (default: the summary's series, else "IRW").
+    """
+    from cmrlib.motion.outputs import R2_WINDOW, t1_window_ms
+    from cmrlib.mrml import grid_transform_sequence_from_displacements, sequence_node_from_image, volume_node_from_image
+
+    missing = [k for k in RESULT_KEYS if k not in outputs or (outputs[k] is None and k != "r2_before")]
+    if missing:
+        raise InputError(f"the `cmr motion` result lacks {', '.join(missing)}")
+    summary = dict(outputs["summary"])
+    name = name or str(summary.get("series") or "IRW")
+    method = summary.get("method", "unknown method")
+    t1 = volume_node_from_image(scene, outputs["t1"], f"{name} T1 map")
+    _set_display(t1, "vtkMRMLColorTableNodeRainbow", *t1_window_ms(outputs["t1"].array,
+                                                                   myocardium_ms=summary.get("t1_myocardium_ms")))
+    r2 = volume_node_from_image(scene, outputs["r2"], f"{name} R2 map")
+    _set_display(r2, "vtkMRMLColorTableNodeGrey", *R2_WINDOW)
+    r2_before = None
+    if outputs["r2_before"] is not None:
+        r2_before = volume_node_from_image(scene, outputs["r2_before"], f"{name} R2 map before correction")
+        _set_display(r2_before, "vtkMRMLColorTableNodeGrey", *R2_WINDOW)
+    corrected = sequence_node_from_image(scene, outputs["corrected"], f"{name} corrected ({method})")
+    times = summary.get("inversion_times_ms") or outputs["corrected"].frame_values("InversionTime")
+    dvf = grid_transform_sequence_from_displacements(scene, outputs["dvf"], outputs["dvf_grid"],
+                                                     f"{name} DVF ({method})", [float(t) for t in times])
+    return MotionOutputs(t1, r2, r2_before, corrected, dvf, summary)
 
 
 def _set_display(node: Any, color_node_id: str, low: float, high: float) -> None:
@@ -122,6 +144,11 @@ class MotionOutputs:
     corrected: Any
     dvf: Any
     summary: dict
+
+    def nodes(self) -> dict[str, Any]:
+        """The nodes by output name (``r2_before`` only when there is one)."""
+        names = ("t1", "r2", "r2_before", "corrected", "dvf")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
     def summary_text(self) -> str:
         s = self.summary

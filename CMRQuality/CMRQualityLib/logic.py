@@ -1,8 +1,9 @@
 """CMRQuality logic (Qt-free): the module's inputs in an MRML scene.
 
-CMRQuality flags equivocal short-axis PSIR LGE slices (LGE certainty), classifies slices as
-too basal / LV / too apical, and scores left-atrial 3D LGE quality (methods/lge-certainty.md,
-slice-level.md, la-quality.md). Its inputs are LGE volumes (PSIR or magnitude) and cine
+CMRQuality's processing (LGE certainty, LV slice level, left-atrial LGE quality, labelling tools)
+is planned, not in this version (``cmrlib.capabilities.PLANNED``; method cards
+docs/methods/lge-certainty.md, docs/methods/slice-level.md, docs/methods/la-quality.md); for
+now the logic finds the inputs those steps will take: LGE volumes (PSIR or magnitude) and cine
 series loaded by the study loader.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Register the bundled synthetic CMR phantom study with Slicer's Sample Data module.
 
-The study is ``Resources/SampleData/CMRPhantomStudy.zip`` (made by ``cmr phantom``, see
-``Resources/SampleData/README.md``); its SHA256 is in ``sampledata.json`` beside it. The
+The study is ``cmrlib/resources/sampledata/CMRPhantomStudy.zip`` (made by ``cmr phantom``, see
+the README beside it); its SHA256 is in ``sampledata.json`` beside it. The
 zip is offered under "Cardiac MRI" in the Sample Data module; clicking it copies the zip
 into Slicer's cache (checksum verified), unzips it and loads every DICOM series through
 the DICOM database.
@@ -18,21 +18,17 @@ from typing import Any
 
 CATEGORY = "Cardiac MRI"
 SAMPLE_NAME = "CMRPhantomStudy"
-_RECORD = Path("Resources") / "SampleData" / "sampledata.json"
 
 
 def sample_data_folder() -> Path:
-    """``Resources/SampleData`` next to this module's package, source tree or installed extension.
-
-    Source tree: ``CMRQuality/CMRQualityLib/sampledata.py`` -> ``<repo>/Resources/SampleData``.
-    Installed extension: the build copies ``Resources/SampleData`` beside the scripted
-    modules (as ``Resources/Models``), i.e. ``<qt-scripted-modules>/Resources/SampleData``.
-    """
-    here = Path(__file__).resolve()
-    for base in here.parents[:4]:
-        if (base / _RECORD).is_file():
-            return (base / _RECORD).parent
-    raise FileNotFoundError(f"{_RECORD} not found above {here.parent}; the SlicerCMR sample data is not installed")
+    """The bundled sample-data folder, found by cmrlib the same way in a checkout, a wheel
+    and the installed extension (``cmrlib/resources/sampledata``)."""
+    from cmrlib.errors import NotAvailableError
+    from cmrlib.phantom import sample_data_dir
+    try:
+        return sample_data_dir()
+    except NotAvailableError as exc:
+        raise FileNotFoundError(str(exc)) from None
 
 
 def sample_record() -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """CMRSegmentation logic (Qt-free): the module's inputs in an MRML scene.
 
-CMRSegmentation segments the LV myocardium with the QCD ensemble (predicted Dice, QC flag),
-places the anterior RV insertion point and LV centre (AHA 16 segments) and quantifies scar
-by LGE-cine fusion (methods/qcd.md, landmarks.md, scar-fusion.md). Its inputs are cine
+CMRSegmentation's processing (QCD myocardium segmentation, RV insertion / LV centre landmarks with
+AHA segments, LGE-cine fusion scar) is planned, not in this version
+(``cmrlib.capabilities.PLANNED``; method cards docs/methods/qcd.md, docs/methods/landmarks.md,
+docs/methods/scar-fusion.md); for now the logic finds the inputs those steps will take: cine
 sequences (TriggerTime per frame, ms), LGE volumes and T1 maps loaded by the study loader.
 """
 from __future__ import annotations

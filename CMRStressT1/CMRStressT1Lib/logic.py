@@ -1,8 +1,8 @@
 """CMRStressT1 logic (Qt-free): the module's inputs in an MRML scene.
 
-CMRStressT1 registers a stress T1 map to the rest T1 map and computes pixel-wise dT1 and
-slice / AHA-segment stress T1 reactivity (methods/dt1.md). Its inputs are T1 maps (scanner
-maps, or maps fitted by CMRMotion from IRW series) loaded by the study loader.
+CMRStressT1's processing (stress-to-rest T1 registration, dT1 reactivity maps) is planned, not in
+this version (``cmrlib.capabilities.PLANNED``; method card docs/methods/dt1.md); for now the logic finds the inputs it will take:
+T1 maps (scanner maps, or maps fitted by CMRMotion from IRW series) loaded by the study loader.
 """
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ from .dicom import (KIND_LABELS, KINDS, DicomScan, InstanceInfo, SeriesInfo, Ski
                     load_series, scan_folder)
 from .dicom_write import StudyInfo, write_dicom_series
 from .files import from_sitk, read_image, to_sitk, write_displacement_sequence, write_image
+from .masks import load_mask
 
 __all__ = [
     "KINDS", "KIND_LABELS", "DicomScan", "InstanceInfo", "SeriesInfo", "SkippedFile",
     "scan_folder", "load_series", "StudyInfo", "write_dicom_series",
-    "read_image", "write_image", "to_sitk", "from_sitk", "write_displacement_sequence",
+    "read_image", "write_image", "load_mask", "to_sitk", "from_sitk", "write_displacement_sequence",
 ]

@@ -6,22 +6,40 @@ SeriesInstanceUID, and classifies each series as cine, IRW (MOLLI/ShMOLLI), T1 m
 LGE-PSIR, LGE-magnitude or unknown, with the reason. ``load_series`` reads the pixels of
 one series into an :class:`~cmrlib.image.Image` with LPS geometry and per-frame metadata.
 Enhanced (multi-frame) MR files are expanded into one entry per frame.
+
+Damaged files: whatever a file does to pydicom, numpy or our parsing (truncation, flipped
+bytes, unknown VRs, absurd sizes, unknown or undecodable transfer syntaxes, ...), the scan
+lists that one file in ``DicomScan.skipped`` with a one-line reason and goes on. A skipped
+file whose SeriesInstanceUID can still be read (or found verbatim in its bytes) is also
+listed in ``SeriesInfo.unreadable_files`` of its series, which keeps the frames that
+survived and says so in ``SeriesInfo.warnings``; a loss no header shows (InstanceNumber
+gaps, an IRW scheme short of frames) is a warning too. Warnings never block loading.
+``load_series`` loads the frames it can decode: a file whose pixels fail only at load
+time is dropped like a file skipped at scan time when the other frames still form a
+complete series (same number of frames at every slice), else the series is refused with a
+:class:`DicomError` naming the file. Either way ``Image.meta["unreadable_files"]`` lists
+the lost files as ``{"path", "reason"}`` dicts (empty when none).
 """
 from __future__ import annotations
 
 import math
 import os
 import re
+import struct
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from ..errors import DicomError, InputError
+from ..errors import CMRError, DicomError, InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
 
@@ -119,6 +137,10 @@ class SeriesInfo:
     vendor_moco: bool = False
     problems: list[str] = field(default_factory=list)
     header: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: files of this series that could not be used (also in ``DicomScan.skipped``)
+    unreadable_files: list[SkippedFile] = field(default_factory=list)
+    #: facts that do not block loading: lost files, suspected lost frames
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_files(self) -> int:
@@ -141,6 +163,8 @@ class SeriesInfo:
             parts.append(f"{self.field_strength_t:g} T")
         if self.rr_ms:
             parts.append(f"{60000.0 / self.rr_ms:.0f} bpm ({self.rr_source})")
+        if self.warnings:
+            parts.append("WARNING: " + "; ".join(self.warnings))
         return "  ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,6 +174,7 @@ class SeriesInfo:
             "modality": self.modality, "kind": self.kind, "kind_reason": self.kind_reason,
             "subtype": self.subtype, "n_files": self.n_files, "n_slices": self.n_slices,
             "n_frames": self.n_frames, "rows": self.rows, "cols": self.cols,
+            "warnings": self.warnings, "unreadable_files": _skipped_dicts(self.unreadable_files),
             "inversion_times_ms": self.inversion_times_ms,
             "trigger_times_ms": self.trigger_times_ms,
             "field_strength_t": self.field_strength_t, "rr_ms": self.rr_ms, "rr_source": self.rr_source,
@@ -171,7 +196,11 @@ class DicomScan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"root": str(self.root), "series": [s.to_dict() for s in self.series],
-                "skipped": [{"path": str(k.path), "reason": k.reason} for k in self.skipped]}
+                "skipped": _skipped_dicts(self.skipped)}
+
+
+def _skipped_dicts(items: list[SkippedFile]) -> list[dict[str, str]]:
+    return [{"path": str(k.path), "reason": k.reason} for k in items]
 
 
 # ---------------------------------------------------------------------------------------
@@ -203,6 +232,8 @@ def _walk_files(root: Path, skipped: list[SkippedFile]) -> Iterator[Path]:
                     yield path
                 elif entry.is_symlink():
                     skipped.append(SkippedFile(path, "broken or looping symbolic link"))
+                else:  # never opened: a FIFO would block the scan
+                    skipped.append(SkippedFile(path, "not a regular file (FIFO, socket or device)"))
             except OSError as exc:  # ELOOP on a self-referencing link
                 skipped.append(SkippedFile(path, f"symlink loop or unreadable entry: {exc.strerror or exc}"))
         stack.extend(reversed(subdirs))
@@ -228,29 +259,133 @@ def _seq_item(ds: Any, keyword: str) -> Any:
     return seq[0] if seq else None
 
 
-def _instances_of(path: Path, ds: pydicom.Dataset) -> list[InstanceInfo]:
-    """One InstanceInfo per 2-D image in ``ds`` (classic or enhanced multi-frame)."""
+def _floats(value: Any, n: int) -> np.ndarray | None:
+    """``n`` finite numbers from a multi-valued element, else None (missing or corrupt)."""
+    if not isinstance(value, (list, tuple, pydicom.multival.MultiValue)) or len(value) != n:
+        return None
+    out = [_float(v) for v in value]
+    return None if any(v is None for v in out) else np.array(out)
+
+
+class _Unusable(Exception):
+    """A file the scan cannot use. ``reason`` is the one-line text for ``SkippedFile``;
+    ``series_uid`` (when the header showed it) ties the lost file to its series, with the
+    file's ``image_type`` and ``instance_number`` when known; ``salvage`` asks the scan to
+    look for the SeriesInstanceUID in the raw bytes of a header pydicom could not parse."""
+
+    def __init__(self, reason: str, series_uid: str = "", *, salvage: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.series_uid, self.salvage = reason, series_uid, salvage
+        self.image_type: tuple[str, ...] | None = None
+        self.instance_number = 0
+
+    @classmethod
+    def of_image(cls, reason: str, ds: pydicom.Dataset) -> "_Unusable":
+        """A lost image of a known series: SeriesInstanceUID, ImageType, InstanceNumber from ``ds``."""
+        err = cls(reason, str(ds.get("SeriesInstanceUID", "") or ""))
+        err.image_type = tuple(str(t).upper() for t in (ds.get("ImageType", None) or ()))
+        err.instance_number = int(_float(ds.get("InstanceNumber", 0)) or 0)
+        return err
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """``text`` on one printable line of at most ``limit`` characters."""
+    text = "".join(c if c.isprintable() else " " for c in " ".join(str(text).split()))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming an exception: its type and (shortened) message."""
+    text = _short(str(exc).split("Traceback (most recent call last)")[0])  # pydicom embeds tracebacks
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _image_size(ds: pydicom.Dataset) -> tuple[int, int, int, int, int]:
+    """(rows, cols, samples per pixel, bits allocated, frames), checked to be sane."""
     rows, cols = int(ds.Rows), int(ds.Columns)
-    bits = int(getattr(ds, "BitsAllocated", 16) or 16)
-    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    if not (0 < rows <= 65535 and 0 < cols <= 65535):
+        raise _Unusable(f"Rows x Columns {rows}x{cols} is not an image size")
+
+    def value(keyword: str, default: int) -> int:  # absent or empty: the default; 0 stays 0
+        v = getattr(ds, keyword, None)
+        return default if v is None or v == "" else int(v)
+
+    bits = value("BitsAllocated", 16)
+    if bits not in (1, 8, 16, 32, 64):
+        raise _Unusable(f"BitsAllocated {bits} is not 1, 8, 16, 32 or 64")
+    samples = value("SamplesPerPixel", 1)
+    if not 1 <= samples <= 4:
+        raise _Unusable(f"SamplesPerPixel {samples} is not 1..4")
+    n_frames = value("NumberOfFrames", 1)
+    if n_frames < 1:
+        raise _Unusable(f"NumberOfFrames {n_frames} is not a frame count")
+    return rows, cols, samples, bits, n_frames
+
+
+def _check_pixel_data(ds: pydicom.Dataset, pixel: tuple[int | None, int] | None, file_size: int,
+                      size: tuple[int, int, int, int, int]) -> None:
+    """Raise :class:`_Unusable` when the pixel data cannot be decoded: unknown transfer
+    syntax, a compressed one without an installed decoder, or (uncompressed) a pixel data
+    element shorter than Rows x Columns x ... needs or cut short by the end of the file.
+    ``pixel`` is (declared length or None when undefined, file offset of the value);
+    ``size`` is :func:`_image_size`."""
+    rows, cols, samples, bits, n_frames = size
+    needed = -(-rows * cols * samples * bits * n_frames // 8)
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if not syntax:
+        raise _Unusable("no TransferSyntaxUID in the file meta information: pixel data cannot be decoded")
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        known = syntax.name != str(syntax)
+        raise _Unusable(f"pixel data in transfer syntax {syntax.name} cannot be decoded (no decoder exists for it)"
+                        if known else f"unknown transfer syntax {str(syntax)[:64]!r}: pixel data cannot be decoded"
+                        ) from None
+    if not decoder.is_available:
+        needs = " or ".join(decoder.missing_dependencies) or "a decoder plugin"
+        raise _Unusable(f"pixel data compressed as {syntax.name} and no decoder is installed ({needs})")
+    if pixel is None:  # deflated: the element's position is in the inflated stream; decoding will tell
+        return
+    length, offset = pixel
+    if syntax.is_compressed:
+        if offset >= file_size:
+            raise _Unusable(f"truncated: file is {file_size} bytes and ends at its pixel data")
+        return
+    if length is None:
+        raise _Unusable(f"uncompressed ({syntax.name}) pixel data of undefined length")
+    if offset + length > file_size:
+        raise _Unusable(f"truncated: file is {file_size} bytes, its pixel data element declares {length} "
+                        f"from byte {offset} (ends at {offset + length})")
+    if length not in (needed, needed + needed % 2):  # DICOM pads odd lengths to even, no more
+        raise _Unusable(f"pixel data is {length} bytes; {rows}x{cols} pixels x {n_frames} frame(s) x {samples} "
+                        f"sample(s) x {bits} bits need {needed}")
+
+
+def _instances_of(path: Path, ds: pydicom.Dataset, pixel: tuple[int | None, int] | None = None,
+                  file_size: int | None = None) -> list[InstanceInfo]:
+    """One InstanceInfo per 2-D image in ``ds`` (classic or enhanced multi-frame).
+
+    With ``file_size``, the pixel data element ``pixel`` (see :func:`_pixel_element`) is
+    checked first (:func:`_check_pixel_data`), so absurd sizes never reach allocation."""
+    rows, cols, samples, bits, n_frames = _image_size(ds)
     image_type = tuple(str(t).upper() for t in (getattr(ds, "ImageType", None) or ()))
     frame_bytes = rows * cols * samples * bits // 8
-    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if file_size is not None:
+        _check_pixel_data(ds, pixel, file_size, (rows, cols, samples, bits, n_frames))
     base = dict(
         path=path, sop_uid=str(getattr(ds, "SOPInstanceUID", path.name)),
         instance_number=int(getattr(ds, "InstanceNumber", 0) or 0), rows=rows, cols=cols,
         acquisition_time=str(getattr(ds, "AcquisitionTime", "") or ""),
     )
 
-    def geometry(src: Any) -> dict[str, Any]:
-        pos = getattr(src, "ImagePositionPatient", None)
-        ori = getattr(src, "ImageOrientationPatient", None)
-        ps = getattr(src, "PixelSpacing", None)
-        return dict(
-            position=np.array([float(v) for v in pos]) if pos is not None and len(pos) == 3 else None,
-            orientation=np.array([float(v) for v in ori]) if ori is not None and len(ori) == 6 else None,
-            pixel_spacing=(float(ps[0]), float(ps[1])) if ps is not None and len(ps) == 2 else None,
-        )
+    def geometry(src: Any) -> dict[str, Any]:  # corrupt values (NaN, zero vectors) count as missing
+        pos = _floats(getattr(src, "ImagePositionPatient", None), 3)
+        ori = _floats(getattr(src, "ImageOrientationPatient", None), 6)
+        ps = _floats(getattr(src, "PixelSpacing", None), 2)
+        if ori is not None and not all(abs(np.linalg.norm(v) - 1.0) < 0.01 for v in (ori[:3], ori[3:])):
+            ori = None
+        return dict(position=pos, orientation=ori,
+                    pixel_spacing=(float(ps[0]), float(ps[1])) if ps is not None and min(ps) > 0 else None)
 
     if n_frames == 1 or "PerFrameFunctionalGroupsSequence" not in ds:
         if n_frames > 1:  # multi-frame without functional groups: frames share geometry
@@ -273,6 +408,9 @@ def _instances_of(path: Path, ds: pydicom.Dataset) -> list[InstanceInfo]:
         return out
 
     # Enhanced MR: geometry and timing per frame in functional groups (shared, then per-frame).
+    if len(ds.PerFrameFunctionalGroupsSequence) != n_frames:
+        raise _Unusable(f"PerFrameFunctionalGroupsSequence has {len(ds.PerFrameFunctionalGroupsSequence)} "
+                        f"items for NumberOfFrames {n_frames}")
     shared = _seq_item(ds, "SharedFunctionalGroupsSequence")
     out = []
     for k, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
@@ -303,35 +441,183 @@ def _instances_of(path: Path, ds: pydicom.Dataset) -> list[InstanceInfo]:
     return out
 
 
-def _read_header(path: Path) -> tuple[pydicom.Dataset | None, str]:
-    """Header of ``path`` or (None, reason)."""
+#: IS elements we parse with int(): a corrupt value (e.g. "x") is dropped, not the file.
+_DROPPABLE_INTEGERS = ("SeriesNumber", "InstanceNumber")
+_LONG_LENGTH_VRS = {str(vr).encode() for vr in pydicom.valuerep.EXPLICIT_VR_LENGTH_32}
+
+
+def _pixel_element(fp: Any, ds: pydicom.Dataset) -> tuple[int | None, int] | None:
+    """(declared value length, None when undefined; file offset of the value) of the pixel
+    data element that ``fp`` stands at after ``dcmread(fp, stop_before_pixels=True)``;
+    None when the file ends before (or inside the header of) that element."""
+    start = fp.tell()
+    head = fp.read(12)
+    implicit, little = ds.original_encoding
+    if len(head) < 8 or implicit is None:
+        return None
+    order = "<" if little else ">"
+    if struct.unpack(order + "H", head[:2])[0] != 0x7FE0:
+        return None
+    if implicit:
+        length, offset = struct.unpack(order + "L", head[4:8])[0], start + 8
+    elif head[4:6] in _LONG_LENGTH_VRS:
+        if len(head) < 12:
+            return None
+        length, offset = struct.unpack(order + "L", head[8:12])[0], start + 12
+    else:
+        length, offset = struct.unpack(order + "H", head[6:8])[0], start + 8
+    return (None if length == 0xFFFFFFFF else length), offset
+
+
+def _decode_header(ds: pydicom.Dataset) -> None:
+    """Convert every standard element of ``ds`` (sequences included) now, so that a corrupt
+    one (an unknown VR, a value that cannot be parsed) costs this file at scan time rather
+    than failing later on access. Private elements are left raw: nothing here reads them."""
+    for tag in list(ds.keys()):
+        if tag.is_private:
+            continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _decode_header(item)
+
+
+def _read_header(path: Path) -> tuple[pydicom.Dataset, tuple[int | None, int] | None, int]:
+    """Header of ``path`` with every element decoded (so later access cannot fail), where
+    its pixel data element is (:func:`_pixel_element`) and the file size. Raises
+    :class:`_Unusable` with the reason for a file that is not a usable image header."""
     try:
         size = path.stat().st_size
     except OSError as exc:
-        return None, f"cannot read: {exc.strerror or exc}"
+        raise _Unusable(f"cannot read: {exc.strerror or exc}") from None
     if size == 0:
-        return None, "empty file (0 bytes)"
+        raise _Unusable("empty file (0 bytes)")
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            pixel = None if syntax == DeflatedExplicitVRLittleEndian else _pixel_element(fp, ds)
+            for part in (getattr(ds, "file_meta", None), ds):  # pydicom decodes lazily: do it here
+                if part is not None:
+                    _decode_header(part)
     except InvalidDicomError:
-        return None, "not a DICOM file (no DICM preamble)"
+        raise _Unusable("not a DICOM file (no DICM preamble)", salvage=True) from None
+    except OSError as exc:
+        if exc.errno is not None:  # the file system's refusal, not pydicom's parse error
+            raise _Unusable(f"cannot read: {exc.strerror or exc}") from None
+        raise _Unusable(f"unreadable DICOM header (truncated or corrupt): {_describe(exc)}", salvage=True) from None
     except Exception as exc:  # pydicom raises many types on damaged files
-        return None, f"unreadable DICOM header (truncated or corrupt): {exc}"
+        raise _Unusable(f"unreadable DICOM header (truncated or corrupt): {_describe(exc)}", salvage=True) from None
+    uid = str(ds.SeriesInstanceUID) if "SeriesInstanceUID" in ds else ""
     if "Rows" not in ds or "Columns" not in ds:
-        sop = getattr(ds, "SOPClassUID", None)
-        name = getattr(sop, "name", str(sop)) if sop else "unknown SOP class"
-        if "Image Storage" in name:  # an image class without image attributes: cut short
-            return None, f"truncated or incomplete header: {name} without Rows/Columns"
-        return None, f"{_NON_IMAGE_HINT} [{name}]"
-    if "SeriesInstanceUID" not in ds:
-        return None, "no SeriesInstanceUID"
-    return ds, ""
+        if not len(ds):
+            raise _Unusable("truncated or empty: no data elements after the file meta information")
+        sops = (getattr(ds, "SOPClassUID", None), getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None))
+        names = [_short(getattr(u, "name", str(u)), 80) for u in sops if u]
+        image = next((n for n in names if "Image Storage" in n), "")
+        if image:  # an image class (in the dataset or the file meta) without image attributes: cut short
+            raise _Unusable.of_image(f"truncated or incomplete header: {image} without Rows/Columns", ds)
+        name = names[0] if names else "unknown SOP class"
+        raise _Unusable(f"{_NON_IMAGE_HINT} [{name}]")
+    if pixel is None and syntax != DeflatedExplicitVRLittleEndian:
+        raise _Unusable.of_image("truncated: the file ends before its pixel data", ds)
+    if not uid:
+        raise _Unusable("no SeriesInstanceUID")
+    for keyword in _DROPPABLE_INTEGERS:
+        if keyword in ds and _float(ds.get(keyword)) is None:
+            del ds[keyword]
+    return ds, pixel, size
+
+
+def _scan_file(path: Path) -> tuple[pydicom.Dataset, list[InstanceInfo]]:
+    """Header and images of one file; raises :class:`_Unusable` (with its series when known)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on each odd value; the reason says what matters
+        ds, pixel, size = _read_header(path)
+        try:
+            return ds, _instances_of(path, ds, pixel, size)
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, _Unusable) else f"unusable image header: {_describe(exc)}"
+            raise _Unusable.of_image(reason, ds) from None
+
+
+def _salvage_series_uid(path: Path, known: set[str]) -> str:
+    """The SeriesInstanceUID (0020,000E) of a file pydicom cannot parse, found verbatim in
+    its first MiB (explicit or implicit VR little endian), when it is one of ``known``."""
+    try:
+        with open(path, "rb") as fp:
+            data = fp.read(1 << 20)
+    except OSError:
+        return ""
+    for match in re.finditer(re.escape(b"\x20\x00\x0e\x00"), data):
+        at = match.end()
+        for length_fmt, length_at in (("<H", at + 2), ("<L", at)):  # explicit (after "UI"), implicit
+            if length_at + struct.calcsize(length_fmt) > len(data):
+                continue
+            n = struct.unpack_from(length_fmt, data, length_at)[0]
+            uid = data[at + 4:at + 4 + n].rstrip(b"\0 ").decode("ascii", "replace") if n <= 64 else ""
+            if uid in known:
+                return uid
+    return ""
+
+
+def _suspected_losses(s: SeriesInfo, instances: list[InstanceInfo], lost: list[_Unusable]) -> list[str]:
+    """Losses no readable header shows: InstanceNumber gaps (in dense numbering, over all
+    ``instances`` of the SeriesInstanceUID) and an IRW series whose inversion groups fit
+    exactly one scheme of the family its description names, with fewer frames. Reported only
+    when more frames are missing than the files known to be lost (``lost``) explain."""
+    notes = []
+    lost_numbers = {e.instance_number for e in lost if e.instance_number}
+    unnumbered = sum(1 for e in lost if not e.instance_number)
+    numbers = {i.instance_number for i in instances if i.instance_number > 0}
+    if len(numbers) >= 2 and max(numbers) - min(numbers) + 1 <= 2 * len(numbers):
+        lo, hi = min(numbers), max(numbers)
+        missing = sorted(set(range(lo, hi + 1)) - numbers - lost_numbers)
+        if len(missing) > unnumbered:
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            notes.append(f"InstanceNumber {shown} missing between {lo} and {hi}: "
+                         f"{len(missing)} file(s) of this series may be lost")
+    desc = s.description.lower()
+    family = set()  # the schemes the description allows: none named, no guess
+    if "shmolli" in desc:
+        family = {"ShMOLLI"}
+    elif "molli" in desc:
+        family = set(_SCHEMES.values()) - {"ShMOLLI"}
+    if s.kind == "irw" and family:
+        short, example = 0, ""
+        for group in _group_slices(s.instances).values():
+            found = _inversion_groups(group)
+            fits = [(scheme, name) for scheme, name in _SCHEMES.items() if name in family and found != scheme
+                    and len(scheme) == len(found) and all(a <= b for a, b in zip(found, scheme))]
+            if len(fits) == 1:
+                short += sum(fits[0][0]) - len(group)
+                example = example or (f"{fits[0][1]} expects {sum(fits[0][0])} frames, found {len(group)} "
+                                      f"(inversion groups {found})")
+        if short > len(s.unreadable_files):
+            notes.append(f"{example}: {short} frame(s) may be lost")
+    return notes
+
+
+def _record_losses(s: SeriesInfo, instances: list[InstanceInfo], lost: list[tuple[SkippedFile, _Unusable]],
+                   split: bool) -> None:
+    """Tie the skipped files of this SeriesInstanceUID to ``s`` (for a series split by image
+    flavour, to the part of the same flavour when the file's ImageType is known)."""
+    code = _flavour(s.instances[0])
+    mine = [(item, e) for item, e in lost if not split or e.image_type is None
+            or _flavour(SimpleNamespace(image_type=e.image_type)) == code]
+    s.unreadable_files = [item for item, _ in mine]
+    if mine:
+        n, first = len(mine), mine[0][0]
+        s.warnings.append(f"{n} file{'s' if n > 1 else ''} of this series unreadable: {first.path.name} "
+                          f"({first.reason})" + (f" and {n - 1} more" if n > 1 else ""))
+    s.warnings.extend(_suspected_losses(s, instances, [e for _, e in mine]))
 
 
 def scan_folder(folder: str | Path, progress: ProgressCallback | None = None) -> DicomScan:
     """Find, group and classify the DICOM series below ``folder`` (headers only).
 
-    Unusable files are listed in ``DicomScan.skipped`` with the reason; a folder without
+    Unusable files are listed in ``DicomScan.skipped`` with the reason, and in
+    ``SeriesInfo.unreadable_files`` of their series when it is known; a folder without
     any DICOM image raises :class:`DicomError`. Nothing is written anywhere.
     """
     root = Path(folder)
@@ -341,38 +627,50 @@ def scan_folder(folder: str | Path, progress: ProgressCallback | None = None) ->
     files = [root] if root.is_file() else list(_walk_files(root, skipped))
     by_series: dict[str, list[InstanceInfo]] = defaultdict(list)
     headers: dict[str, pydicom.Dataset] = {}
+    unusable: list[tuple[SkippedFile, _Unusable]] = []
     for k, path in enumerate(files):
         report(progress, "scan", k, len(files), path.name)
-        ds, reason = _read_header(path)
-        if ds is None:
-            skipped.append(SkippedFile(path, reason))
-            continue
         try:
-            instances = _instances_of(path, ds)
-        except Exception as exc:
-            skipped.append(SkippedFile(path, f"unusable image header: {exc}"))
+            ds, instances = _scan_file(path)
+        except _Unusable as exc:
+            skipped.append(SkippedFile(path, exc.reason))
+            unusable.append((skipped[-1], exc))
             continue
-        truncated = instances[0].expected_pixel_bytes > path.stat().st_size
-        if truncated:
-            skipped.append(SkippedFile(path, f"truncated: file is {path.stat().st_size} bytes, "
-                                             f"pixel data alone needs {instances[0].expected_pixel_bytes}"))
+        except Exception as exc:  # not foreseen: still costs only this file
+            skipped.append(SkippedFile(path, f"unreadable: {_describe(exc)}"))
             continue
         uid = str(ds.SeriesInstanceUID)
         by_series[uid].extend(instances)
         headers.setdefault(uid, ds)
     report(progress, "scan", len(files), len(files), "grouping series")
-    if not by_series:
+    lost: dict[str, list[tuple[SkippedFile, _Unusable]]] = defaultdict(list)
+    for item, exc in unusable:
+        if not exc.series_uid and exc.salvage:
+            exc.series_uid = _salvage_series_uid(item.path, set(by_series))
+        if exc.series_uid in by_series:
+            lost[exc.series_uid].append((item, exc))
+    series = []
+    for uid, inst in by_series.items():
+        try:
+            parts = _split_by_flavour(inst)
+            made = []
+            for flavour, part in parts.items():
+                s = _make_series(uid, part, headers[uid])
+                if flavour:  # one vendor series holding e.g. magnitude and PSIR/phase images
+                    s.description = f"{s.description} [{flavour}]"
+                    s.kind, s.subtype, s.kind_reason = _classify(s, _group_slices(part), set(part[0].image_type))
+                made.append(s)
+            for s in made:
+                _record_losses(s, inst, lost.get(uid, []), len(made) > 1)
+        except Exception as exc:  # never fatal: the files of this series are listed instead
+            reason = f"series {uid} could not be assembled: {_describe(exc)}"
+            skipped.extend(SkippedFile(p, reason) for p in sorted({i.path for i in inst}))
+            continue
+        series.extend(made)
+    if not series:
         detail = "; ".join(f"{s.path.name}: {s.reason}" for s in skipped[:5])
         raise DicomError(f"no DICOM image found in {root} ({len(files)} file(s) looked at"
                          + (f"; e.g. {detail}" if detail else "") + ")")
-    series = []
-    for uid, inst in by_series.items():
-        for flavour, part in _split_by_flavour(inst).items():
-            s = _make_series(uid, part, headers[uid])
-            if flavour:  # one vendor series holding e.g. magnitude and PSIR/phase images
-                s.description = f"{s.description} [{flavour}]"
-                s.kind, s.subtype, s.kind_reason = _classify(s, _group_slices(part), set(part[0].image_type))
-            series.append(s)
     series.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.description))
     return DicomScan(root=root, series=series, skipped=skipped)
 
@@ -635,17 +933,65 @@ def _frame_sort_key(kind: str) -> Callable[[InstanceInfo], tuple]:
 
 
 def _pixels(inst: InstanceInfo, cache: dict[Path, np.ndarray]) -> np.ndarray:
-    if inst.path not in cache:
-        try:
-            cache[inst.path] = pydicom.dcmread(inst.path).pixel_array
-        except Exception as exc:
-            raise DicomError(f"{inst.path}: cannot decode pixel data ({exc})") from exc
-    data = cache[inst.path]
-    if inst.frame_index is not None and data.ndim == 3:
-        data = data[inst.frame_index]
+    """The rescaled float32 pixels of one image; raises :class:`DicomError` naming the file
+    (whatever pydicom or numpy raised on it: the reason is the one-line message)."""
+    try:
+        if inst.path not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cache[inst.path] = pydicom.dcmread(inst.path).pixel_array
+        data = cache[inst.path]
+        if inst.frame_index is not None and data.ndim == 3:
+            data = data[inst.frame_index]
+    except OSError as exc:
+        if exc.errno is None:  # pydicom's parse errors are OSErrors too
+            raise DicomError(f"{inst.path}: cannot decode pixel data ({_describe(exc)})") from exc
+        raise DicomError(f"{inst.path}: cannot read since the scan ({exc.strerror or exc})") from exc
+    except Exception as exc:
+        raise DicomError(f"{inst.path}: cannot decode pixel data ({_describe(exc)})") from exc
     if data.shape != (inst.rows, inst.cols):
         raise DicomError(f"{inst.path}: pixel data is {data.shape}, header says {inst.rows}x{inst.cols}")
     return data.astype(np.float32) * np.float32(inst.rescale_slope) + np.float32(inst.rescale_intercept)
+
+
+def _decode_frames(series: SeriesInfo, progress: ProgressCallback | None,
+                   ) -> tuple[list[list[InstanceInfo]], dict[int, np.ndarray], list[SkippedFile]]:
+    """Pixels of every image of ``series``: (slices of frames in load order, pixels by
+    ``id(instance)``, files lost now). A file that fails to decode is dropped, with all its
+    images, when the rest still has the same number of frames at every slice; otherwise
+    :class:`DicomError` names it."""
+    slices = _group_slices(series.instances)
+    key = _frame_sort_key(series.kind)
+    ordered = [sorted(g, key=key) for g in slices.values()]
+    cache: dict[Path, np.ndarray] = {}
+    pixels: dict[int, np.ndarray] = {}
+    failed: dict[Path, str] = {}
+    total = sum(len(g) for g in ordered)
+    done = 0
+    for group in ordered:
+        for inst in group:
+            report(progress, "load", done, total, inst.path.name)
+            done += 1
+            if inst.path in failed:
+                continue
+            try:
+                pixels[id(inst)] = _pixels(inst, cache)
+            except DicomError as exc:
+                failed[inst.path] = str(exc).removeprefix(f"{inst.path}: ")
+            if inst.frame_index is None:  # a classic file holds one image: free it now
+                cache.pop(inst.path, None)
+    report(progress, "load", total, total, "done")
+    if not failed:
+        return ordered, pixels, []
+    lost = [SkippedFile(p, why) for p, why in failed.items()]
+    kept = [[i for i in g if i.path not in failed] for g in ordered]
+    counts = sorted({len(g) for g in kept})
+    if counts[0] == 0 or len(counts) > 1:
+        first = lost[0]
+        raise DicomError(f"{first.path}: {first.reason}; "
+                         f"without the {len(lost)} undecodable file(s) the series {series.description!r} has "
+                         f"{' or '.join(map(str, counts))} frame(s) per slice, not a complete series")
+    return kept, pixels, lost
 
 
 def load_series(series: SeriesInfo, progress: ProgressCallback | None = None) -> Image:
@@ -655,35 +1001,48 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None) ->
     ``[frame,row,col]`` (one slice) or ``[frame,slice,row,col]``. IRW frames are ordered by
     InversionTime, cine frames by TriggerTime. Raises :class:`DicomError` naming the file
     for series that cannot be assembled (mixed sizes, missing geometry, ...).
+
+    Lost files: ``meta["unreadable_files"]`` lists, as ``{"path", "reason"}`` dicts, the
+    files of the series the scan skipped (``series.unreadable_files``) and those whose
+    pixels fail to decode now; the latter are dropped when the remaining images still have
+    the same number of frames at every slice, else the series is refused (DicomError naming
+    the file). ``meta["warnings"]`` holds the series warnings and geometry notes.
     """
     if series.problems:
         raise DicomError(f"series {series.description!r} ({series.series_uid}) cannot be loaded: "
-                         + "; ".join(series.problems))
-    slices = _group_slices(series.instances)
-    key = _frame_sort_key(series.kind)
-    ordered = [sorted(g, key=key) for g in slices.values()]
+                         + "; ".join(series.problems + series.warnings))
+    ordered, pixels, lost_now = _decode_frames(series, progress)
     n_frames = len(ordered[0])
-    cache: dict[Path, np.ndarray] = {}
     data = np.empty((n_frames, len(ordered), series.rows, series.cols), np.float32)
-    total = n_frames * len(ordered)
     for s, group in enumerate(ordered):
         for f, inst in enumerate(group):
-            report(progress, "load", s * n_frames + f, total, inst.path.name)
-            data[f, s] = _pixels(inst, cache)
-    report(progress, "load", total, total, "done")
+            data[f, s] = pixels.pop(id(inst))
+    try:
+        return _assemble(series, ordered, data, lost_now)
+    except CMRError:
+        raise
+    except Exception as exc:  # corrupt geometry values that slipped through: still one line
+        raise DicomError(f"series {series.description!r} ({series.series_uid}): cannot assemble the "
+                         f"image geometry ({_describe(exc)}), e.g. {ordered[0][0].path}") from exc
+
+
+def _assemble(series: SeriesInfo, ordered: list[list[InstanceInfo]], data: np.ndarray,
+              lost_now: list[SkippedFile]) -> Image:
+    """The Image of decoded ``data`` [frame, slice, row, col] with geometry and metadata."""
+    n_frames = len(ordered[0])
     first = ordered[0][0]
     row_dir, col_dir = first.orientation[:3], first.orientation[3:]
     normal = np.cross(row_dir, col_dir)
     positions = np.array([g[0].position for g in ordered])
-    warnings: list[str] = []  # geometry facts worth reporting; the SeriesInfo is left untouched
+    notes: list[str] = []  # geometry facts worth reporting; the SeriesInfo is left untouched
     if len(ordered) > 1:
         steps = np.diff(positions @ normal)
         dz = float(np.median(steps))
         if np.ptp(steps) > 0.01 * abs(dz) + 1e-3:
-            warnings.append(f"irregular slice spacing {np.round(steps, 3).tolist()} mm; median used")
+            notes.append(f"irregular slice spacing {np.round(steps, 3).tolist()} mm; median used")
         along = positions[-1] - positions[0]
         if np.linalg.norm(np.cross(along / np.linalg.norm(along), normal)) > 1e-3:
-            warnings.append("slice positions are not along the slice normal (gantry tilt / shear)")
+            notes.append("slice positions are not along the slice normal (gantry tilt / shear)")
     else:
         dz = first.slice_thickness or 1.0
     spacing = (first.pixel_spacing[1], first.pixel_spacing[0], abs(dz) if dz else 1.0)
@@ -695,8 +1054,15 @@ def load_series(series: SeriesInfo, progress: ProgressCallback | None = None) ->
         "ImageType": list(first.image_type), "SliceThickness": first.slice_thickness,
         "SliceLocations": [float(p @ normal) for p in positions], **series.header,
     }
-    if warnings:
-        meta["warnings"] = warnings
+    lost = [*series.unreadable_files, *lost_now]
+    meta["unreadable_files"] = _skipped_dicts(lost)
+    notes += series.warnings
+    if lost_now:
+        n = len(lost_now)
+        notes.append(f"{n} file{'s' if n > 1 else ''} of this series could not be decoded when loading: "
+                     f"{lost_now[0].path.name} ({lost_now[0].reason})" + (f" and {n - 1} more" if n > 1 else ""))
+    if notes:
+        meta["warnings"] = notes
     frame_meta = [{
         "InversionTime": ordered[0][f].inversion_time, "TriggerTime": ordered[0][f].trigger_time,
         "EchoTime": ordered[0][f].echo_time, "ImageType": list(ordered[0][f].image_type),

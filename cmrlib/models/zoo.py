@@ -12,7 +12,7 @@ A model folder holds ``manifest.json`` and the weight files it names::
         "metrics": {...}, "card": "moconet-compact.md"}]}
 
 Folders searched, first wins for a given name: each folder in ``CMR_MODELS_DIR``
-(os.pathsep-separated; the user's own models), then the bundled ``Resources/Models``.
+(os.pathsep-separated; the user's own models), then the bundled ``cmrlib/resources/models``.
 """
 from __future__ import annotations
 
@@ -33,12 +33,9 @@ PHANTOM_NOTICE = "phantom-trained demonstration weights: not for clinical use"
 
 
 def bundled_models_dir() -> Path:
-    """``Resources/Models`` of the source tree (or of the Slicer extension install)."""
-    here = Path(__file__).resolve().parent.parent  # .../cmrlib
-    for candidate in (here.parent / "Resources" / "Models", here / "Resources" / "Models"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "Resources" / "Models"
+    """``cmrlib/resources/models``: the same place in a checkout, a wheel and inside Slicer."""
+    from ..resources import MODELS_DIR
+    return MODELS_DIR
 
 
 def model_dirs() -> list[Path]:
@@ -141,20 +138,50 @@ def verify(entry: ModelEntry) -> None:
                          f"manifest says {entry.sha256}, file has {actual} (corrupt or replaced)")
 
 
+#: models built in this process: (name, device, weights file, size, mtime) → (model, entry)
+_LOADED: dict[tuple, tuple[Any, ModelEntry]] = {}
+
+
+def loaded_models() -> list[str]:
+    """Names of the models loaded in this process (for the provenance of reports)."""
+    return sorted({key[0] for key in _LOADED})
+
+
+def clear_model_cache() -> None:
+    _LOADED.clear()
+
+
 def load_model(name: str, device: Any = None) -> tuple[Any, ModelEntry]:
     """Build the registered architecture, load verified safetensors weights, eval mode.
 
+    Loaded once per (name, device) in a process: later calls return the same module without
+    re-hashing or rebuilding, unless the weights file changed on disk (size or mtime).
     ``device``: a torch device or preference string (see :func:`cmrlib.device.pick_device`).
     """
     import torch
-    from safetensors.torch import load_file
 
     from ..device import pick_device
-    from .registry import build_architecture
 
     entry = find_model(name)
-    verify(entry)
     dev = device if isinstance(device, torch.device) else pick_device(device)
+    try:
+        stat = entry.path.stat()
+    except OSError:
+        stat = None
+    key = (name, str(dev), str(entry.path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None)
+    if key in _LOADED:
+        return _LOADED[key]
+    loaded = _build(entry, dev)
+    _LOADED[key] = loaded
+    return loaded
+
+
+def _build(entry: ModelEntry, dev: Any) -> tuple[Any, ModelEntry]:
+    from safetensors.torch import load_file
+
+    from .registry import build_architecture
+    name = entry.name
+    verify(entry)
     model = build_architecture(entry.architecture, **entry.arch_args)
     try:
         state = load_file(str(entry.path), device="cpu")

@@ -8,7 +8,7 @@ CAPABILITY = Capability(
     cli="cmrlib.motion.cli",
     panel_help=("<b>T1 mapping</b>: pick an IRW (MOLLI/ShMOLLI) sequence and a motion correction "
                 "(MOCOnet with phantom-trained demonstration weights, classical B-spline registration, "
-                "or none); Apply writes the T1 map (ms, rainbow 0–2000 ms), the R² maps before and after "
+                "or none); Apply writes the T1 map (ms, rainbow, 0–2000 ms native or 0–1000 ms post-contrast), the R² maps before and after "
                 "correction, the corrected frames and the displacement fields as a grid-transform sequence."),
     step=Step(run="cmrlib.motion.pipeline:run_step", series_kinds=("irw",), uses=("myocardium_mask",),
               provides=("t1_map",)),
@@ -27,4 +27,5 @@ CAPABILITY = Capability(
     reader="cmrlib.motion.outputs:read_result",
     report="cmrlib.motion.outputs:report_section",
     adapter="CMRMotionLib.logic:outputs_to_nodes",
+    example="cmrlib.motion.outputs:write_example",
 )

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..metrics import dice, endpoint_error
 from ..progress import ProgressCallback, report
-from .data import heldout_sample
 from ..t1.fit import fit_t1
+from .data import heldout_sample
 from .warp import warp_frames
 
 SEVERITY_GROUPS = (("none", 0.0, 0.0), ("mild", 0.05, 0.35), ("moderate", 0.35, 0.7), ("severe", 0.7, 1.0))
@@ -36,11 +37,6 @@ class SetResult:
     seconds: float
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return float(2.0 * (a & b).sum() / s) if s else 1.0
-
-
 def _method_dvf(method: str, frames: np.ndarray, tis: list[float], model) -> np.ndarray:
     if method == "none":
         return np.zeros((frames.shape[0], 2, *frames.shape[1:]), np.float32)
@@ -52,12 +48,16 @@ def _method_dvf(method: str, frames: np.ndarray, tis: list[float], model) -> np.
 
 
 def evaluate(sets_per_group: int = 6, methods: tuple[str, ...] = ("none", "classical", "moconet"),
-             model=None, matrix: int = 192, progress: ProgressCallback | None = None) -> list[SetResult]:
-    """Evaluate ``methods`` on ``sets_per_group`` held-out sets in each severity group."""
+             model=None, matrix: int = 192, progress: ProgressCallback | None = None,
+             device: str | None = None) -> list[SetResult]:
+    """Evaluate ``methods`` on ``sets_per_group`` held-out sets in each severity group
+    (network and T1 fit on ``device``: a preference string, default ``$CMR_DEVICE`` / auto)."""
+    from ..device import pick_device
+    dev = pick_device(device)
     if "moconet" in methods and model is None:
         from ..models import load_model
         from .pipeline import MOCONET_MODEL
-        model, _ = load_model(MOCONET_MODEL, device="cpu")
+        model, _ = load_model(MOCONET_MODEL, device=dev)
     rng = np.random.default_rng(7)
     results: list[SetResult] = []
     total = len(SEVERITY_GROUPS) * sets_per_group
@@ -76,14 +76,14 @@ def evaluate(sets_per_group: int = 6, methods: tuple[str, ...] = ("none", "class
                 t0 = time.perf_counter()
                 dvf = _method_dvf(method, s.frames, s.inversion_times_ms, model)
                 corrected = warp_frames(s.frames, dvf)
-                fit = fit_t1(corrected, s.inversion_times_ms)
+                fit = fit_t1(corrected, s.inversion_times_ms, device=dev)
                 seconds = time.perf_counter() - t0
-                epe = float(np.sqrt(((dvf - s.inverse_dvf) ** 2).sum(axis=1))[:, roi].mean())
+                epe = endpoint_error(dvf, s.inverse_dvf, roi)
                 moved_myo = warp_frames(frame_myo.astype(np.float32), dvf) > 0.5
-                dice = float(np.mean([_dice(moved_myo[f], myo) for f in range(len(s.frames))]))
+                myo_dice = float(np.mean([dice(moved_myo[f], myo) for f in range(len(s.frames))]))
                 sel = myo & fit.valid
                 t1 = float(np.median(fit.t1[sel])) if sel.any() else float("nan")
-                results.append(SetResult(done, group, sev, method, epe, epe * pixel_mm, dice,
+                results.append(SetResult(done, group, sev, method, epe, epe * pixel_mm, myo_dice,
                                          float(fit.r2[sel].mean()) if sel.any() else 0.0,
                                          100.0 * abs(t1 - t1_true) / t1_true, t1, seconds))
             done += 1

@@ -1,13 +1,17 @@
 """CMRMotion pipeline: IRW frames → (motion correction) → T1, R² maps and DVFs.
 
-``correct_and_map`` is what the `cmr motion` command, `cmr run` and the Slicer module call.
+``correct_and_map`` (one IRW image → :class:`MotionResult`) is the single computation that
+`cmr motion`, `cmr run` (:func:`run_step`) and the Slicer worker call; :func:`process_input`
+applies it to a folder or file and writes each result with :mod:`cmrlib.motion.outputs`.
 Methods: ``moconet`` (bundled phantom-trained compact network), ``classical`` (model-driven
 B-spline registration, :mod:`cmrlib.motion.registration`) or ``none`` (fit only).
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +21,7 @@ from ..image import Image
 from ..progress import ProgressCallback, report
 from . import METHODS
 from ..t1.fit import FIT_METHOD, MIN_FRAMES, fit_t1, validate_inversion_times
+from .outputs import write_result
 
 MOCONET_MODEL = "moconet-compact"
 
@@ -76,10 +81,10 @@ def moconet_installed() -> bool:
     return any(m.name == MOCONET_MODEL for m in list_models())
 
 
-def _moconet_correct(frames: np.ndarray, tis: list[float], device: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _moconet_correct(frames: np.ndarray, tis: list[float], device: Any) -> tuple[np.ndarray, np.ndarray]:
     from ..models import load_model
     from .moconet_infer import correct_frames
-    model, _ = load_model(MOCONET_MODEL, device=device)
+    model, _ = load_model(MOCONET_MODEL, device=device)  # cached per (name, device) in the process
     return correct_frames(model, frames, tis)
 
 
@@ -99,6 +104,8 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
         raise ModelError(f"MOCOnet weights ({MOCONET_MODEL}) are not installed in this version; train them with "
                          "`cmr train moconet` (or point CMR_MODELS_DIR at a folder that has them), or use "
                          "--method classical or none")
+    from ..device import pick_device
+    dev = pick_device(device) if not hasattr(device, "type") else device  # one device for network and fit
     frames_all = irw.frames().astype(np.float32)  # [frame, slice, row, col]
     n, n_slices = frames_all.shape[:2]
     if mask is not None:
@@ -121,16 +128,16 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
         report(progress, f"motion ({method})", s, n_slices, f"slice {s + 1}/{n_slices}")
         frames = frames_all[:, s]
         if method == "moconet":
-            corrected[:, s], dvf[:, s] = _moconet_correct(frames, tis_sorted, device)
+            corrected[:, s], dvf[:, s] = _moconet_correct(frames, tis_sorted, dev)
         elif method == "classical":
             from .registration import register_irw_classical
             corrected[:, s], dvf[:, s] = register_irw_classical(frames, tis_sorted)
         else:
             corrected[:, s] = frames
-        fit = fit_t1(corrected[:, s], tis_sorted)
+        fit = fit_t1(corrected[:, s], tis_sorted, device=dev)
         t1[s], r2[s], valid[s] = fit.t1, fit.r2, fit.valid
         if method != "none":  # the same fit before correction: the R² before / after view
-            before = fit_t1(frames, tis_sorted)
+            before = fit_t1(frames, tis_sorted, device=dev)
             r2_before[s], valid_before[s] = before.r2, before.valid
     report(progress, f"motion ({method})", n_slices, n_slices, "done")
     seconds = time.perf_counter() - t0
@@ -160,4 +167,113 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
     if method == "moconet":
         from ..models import PHANTOM_NOTICE
         result.notes.append(f"MOCOnet: {PHANTOM_NOTICE}")
+    result.notes.extend(unreadable_notes(irw))
     return result
+
+
+def unreadable_notes(image: Image) -> list[str]:
+    """Notes for a series that lost files to unreadable DICOM (``meta["unreadable_files"]``)."""
+    lost = image.meta.get("unreadable_files") or []
+    if not lost:
+        return []
+    names = "; ".join(f"{Path(f['path']).name}: {f['reason']}" for f in lost[:3]) + (" …" if len(lost) > 3 else "")
+    return [f"{len(lost)} file(s) of this series could not be read and are missing from the fit ({names})"]
+
+
+def default_method() -> str:
+    """MOCOnet when its weights are installed, else the classical registration."""
+    return "moconet" if moconet_installed() else "classical"
+
+
+def _series_folder(out: Path, series, n_series: int) -> Path:
+    if n_series == 1:
+        return out
+    return out / f"{series.series_number or 0:03d}_{re.sub(r'[^A-Za-z0-9]+', '_', series.description).strip('_')}"
+
+
+def irw_series(scan, number: int | None = None) -> list:
+    """The IRW series of a scan (the one with SeriesNumber ``number`` when given)."""
+    irw = scan.of_kind("irw")
+    if number is not None:
+        irw = [s for s in irw if s.series_number == number]
+        if not irw:
+            raise InputError(f"no IRW series with SeriesNumber {number} in {scan.root}")
+    if not irw:
+        found = ", ".join(f"{s.description!r} ({s.kind})" for s in scan.series) or "nothing"
+        raise InputError(f"no IRW (MOLLI/ShMOLLI) series in {scan.root}; found {found}")
+    return irw
+
+
+def process_input(source: Path, out: Path, method: str, *, mask_path: str | None = None, mask_label: int = 1,
+                  series_number: int | None = None, device: str | None = None,
+                  progress: ProgressCallback | None = None, scan=None,
+                  masks: dict[str, Image] | None = None) -> list[dict[str, Any]]:
+    """Every selected IRW series of ``source`` (DICOM folder, study folder or IRW sequence file):
+    results into ``out`` (a sub-folder per series when several); returns the result dicts.
+
+    ``masks``: myocardium label images by SeriesInstanceUID handed by an earlier `cmr run`
+    step; otherwise ``mask_path``, else the phantom's ground-truth labels when ``source`` is a
+    phantom study. Every input is loaded and checked before anything is written.
+    """
+    from ..io import load_mask, load_series, read_image, scan_folder
+    from ..io.files import SUFFIXES
+    from ..phantom.truth import find_phantom_mask
+    if source.is_file() and source.name.lower().endswith(SUFFIXES):
+        image = read_image(source)
+        jobs = [(image.meta.get("SeriesDescription", source.name), image, mask_path, None)]
+    else:
+        scan = scan or scan_folder(source, progress)
+        chosen = irw_series(scan, series_number)
+        jobs = []
+        for s in chosen:
+            image = load_series(s)
+            mask_file = mask_path or (None if masks and s.series_uid in masks
+                                      else find_phantom_mask(s, source if source.is_dir() else source.parent))
+            jobs.append((s.description, image, mask_file, s))
+    prepared = []
+    for name, image, mask_file, series in jobs:  # inputs all checked before any output is written
+        check_irw(image)
+        if mask_file:
+            mask = load_mask(mask_file, image, mask_label)
+        elif masks and series is not None and series.series_uid in masks:
+            mask = load_mask_image(masks[series.series_uid], image)
+        else:
+            mask = None
+        prepared.append((name, image, mask, mask_file, series))
+    results = []
+    for name, image, mask, mask_file, series in prepared:
+        result = correct_and_map(image, method, mask=mask, device=device, progress=progress)
+        target = out if series is None else _series_folder(out, series, len(prepared))
+        summary = write_result(result, target)
+        summary.update(series=name, out=str(target),
+                       mask=str(mask_file) if mask_file else ("from an earlier step" if mask is not None else None))
+        results.append(summary)
+    return results
+
+
+def load_mask_image(mask: Image, grid: Image) -> np.ndarray:
+    """A boolean myocardium mask from a label image handed by an earlier step (label 1)."""
+    arr = np.asarray(mask.array)
+    if arr.size != int(np.prod(grid.spatial_shape)):
+        raise InputError(f"myocardium mask of shape {arr.shape} is not on the IRW grid {grid.spatial_shape}")
+    return (arr == 1).reshape(grid.spatial_shape)
+
+
+def run_step(context) -> Any:
+    """`cmr run` step: every IRW series with MOCOnet when its weights are installed, else fit only
+    (the classical registration takes tens of seconds per series: too slow for a default run)."""
+    from ..contract import StepResult
+    method = "moconet" if moconet_installed() else "none"
+    out = context.folder("motion")
+    results = process_input(context.scan.root, out, method, device=context.device, progress=context.progress,
+                            scan=context.scan, masks=context.results.get("myocardium_mask"))
+    label = "MOCOnet, phantom-trained demonstration weights" if method == "moconet" else "no motion correction"
+    lines, t1_maps = [], {}
+    for r in results:
+        t1_maps[r["series"]] = Path(r["out"]) / "t1_map.nrrd"
+        r["out"] = str(Path(r["out"]).relative_to(context.out_dir))  # run.json paths are relative to it
+        lines.append(f"{r['series']}: T1/R² maps ({label})"
+                     + (f", myocardial T1 {r['t1_myocardium_ms']:.0f} ms, mean R² {r['r2_myocardium_mean']:.3f}"
+                        if r["t1_myocardium_ms"] is not None else ""))
+    notes = [f"{r['series']}: {n}" for r in results for n in r["notes"] if "could not be read" in n]
+    return StepResult({"method": method, "series": results}, lines, {"t1_map": t1_maps}, notes)

@@ -34,7 +34,8 @@ SMOOTH_WEIGHT = 0.1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("compact", "paper"), default="compact")
-    parser.add_argument("--out", default="Resources/Models", help="model folder to add the weights to")
+    parser.add_argument("--out", default="models", help="model folder to add the weights to (default ./models; "
+                        "use it with CMR_MODELS_DIR=models; the bundled folder is cmrlib/resources/models)")
     parser.add_argument("--name", default=None, help="model name (default moconet-<preset>)")
     parser.add_argument("--train-sets", type=int, default=1536, help="phantom IRW sets for training")
     parser.add_argument("--val-sets", type=int, default=96, help="phantom IRW sets for validation")
@@ -183,7 +184,9 @@ def run(args: argparse.Namespace) -> int:
     n_still = round(args.train_sets * args.still_fraction)
     still = _dataset(cache, range(STILL_SEED_BASE, STILL_SEED_BASE + n_still), cfg.frame_slots, cfg.input_size,
                      "still", progress, severity=0.0) if n_still else None
-    model = moconet_from_config(cfg)
+    from ..device import pick_device
+    dev = pick_device(getattr(args, "device", None))  # `--device` / CMR_DEVICE reaches training too
+    model = moconet_from_config(cfg).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=args.plateau_patience, min_lr=5e-5)
     ckpt = cache / f"{name}.ckpt.pt"
@@ -195,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     earlier_minutes = 0.0
     command = _command_line(args)
     if args.resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=False, map_location=dev)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -223,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
                                       args.still_fraction, gen)
             present = torch.arange(cfg.frame_slots)[None, :] < counts[:, None]
             x, d = _augment(x, d, gen)
+            x, d, present = x.to(dev), d.to(dev), present.to(dev)
             loss = moconet_loss(model.forward_scales(x, present), d, present)
             opt.zero_grad()
             loss.backward()
@@ -244,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
             break
     minutes = earlier_minutes + (time.perf_counter() - t_start) / 60
     if best_path.exists():  # export the best validated epoch, not merely the last one
-        model.load_state_dict(torch.load(best_path, weights_only=False)["model"])
+        model.load_state_dict(torch.load(best_path, weights_only=False, map_location=dev)["model"])
     entry = model_entry(args, model, cfg, name, history, " && ".join(earlier_commands + [command]), minutes)
     model.eval()
     entry = save_model(model, entry, Path(args.out))
@@ -283,11 +287,13 @@ def _input_description(cfg: MOCOnetConfig) -> dict:
 @torch.no_grad()
 def _validate(model: torch.nn.Module, val, cfg: MOCOnetConfig) -> tuple[float, float]:
     model.eval()
+    dev = next(model.parameters()).device
     epes, before = [], []
     for i in range(0, len(val[2]), 8):
         x = torch.from_numpy(np.asarray(val[0][i:i + 8], np.float32))
         d = torch.from_numpy(np.asarray(val[1][i:i + 8], np.float32))
         present = torch.arange(cfg.frame_slots)[None, :] < torch.from_numpy(val[2][i:i + 8].astype(np.int64))[:, None]
+        x, d, present = x.to(dev), d.to(dev), present.to(dev)
         epes.append(_epe(model(x, present), d, present))
         before.append(_epe(torch.zeros_like(d), d, present))
     return float(np.mean(epes)), float(np.mean(before))
@@ -307,7 +313,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from ..progress import make_progress
     from .evaluate import evaluate as run_evaluation
     from .evaluate import motion_free_change, summary_rows
-    results = run_evaluation(args.sets, tuple(args.methods.split(",")), progress=make_progress(args))
+    results = run_evaluation(args.sets, tuple(args.methods.split(",")), progress=make_progress(args),
+                             device=getattr(args, "device", None))
     rows = summary_rows(results)
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))

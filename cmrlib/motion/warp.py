@@ -40,14 +40,6 @@ def remove_mean_displacement(dvf: np.ndarray | torch.Tensor):
     return dvf - dvf.mean(axis=0, keepdims=True) if isinstance(dvf, np.ndarray) else dvf - dvf.mean(dim=0, keepdim=True)
 
 
-def endpoint_error(dvf: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Mean end-point error (pixels) between DVF sets ``[frame, 2, row, col]``, within ``mask``."""
-    epe = np.sqrt(((dvf - truth) ** 2).sum(axis=1))  # [frame, row, col]
-    if mask is not None:
-        epe = epe[:, mask.astype(bool)]
-    return float(epe.mean())
-
-
 def dvf_to_lps_mm(dvf_px: np.ndarray, spacing: tuple[float, float, float], direction: np.ndarray) -> np.ndarray:
     """Pixel DVFs ``[..., 2, row, col]`` (d_row, d_col) → LPS mm vectors ``[..., row, col, 3]``."""
     row_vec = direction[:, 1] * spacing[1]  # one row step in LPS mm

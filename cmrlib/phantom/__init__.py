@@ -84,19 +84,19 @@ def write_study(study: Study, out_dir: str | Path, **kwargs) -> Path:
 
 # ---- bundled demo study ----------------------------------------------------------------------
 def sample_data_dir() -> Path:
-    """Folder holding the bundled demo study (``Resources/SampleData``).
+    """Folder holding the bundled demo study (``cmrlib/resources/sampledata``).
 
-    Looked up in ``$CMR_SAMPLE_DATA_DIR``, then next to the source tree (editable installs
-    and the Slicer extension build, which copies Resources/SampleData beside the modules).
+    ``$CMR_SAMPLE_DATA_DIR`` first when set; then the package's own folder, the same in a
+    checkout, a wheel install and inside Slicer.
     """
+    from ..resources import SAMPLE_DATA_DIR
     env = os.environ.get("CMR_SAMPLE_DATA_DIR")
     candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    candidates += [p / "Resources" / "SampleData" for p in here.parents[:4]]
+    candidates.append(SAMPLE_DATA_DIR)
     for c in candidates:
         if (c / "sampledata.json").is_file():
             return c
-    raise NotAvailableError("the bundled phantom study (Resources/SampleData/sampledata.json) is not installed; "
+    raise NotAvailableError("the bundled phantom study (cmrlib/resources/sampledata/sampledata.json) is not installed; "
                             "looked in " + ", ".join(str(c) for c in candidates))
 
 
@@ -126,7 +126,7 @@ def extract_bundled_study(dest: str | Path) -> Path:
     digest = sha256_of(zip_path)
     if digest != record["sha256"]:
         raise InputError(f"bundled study {zip_path} is corrupt: SHA256 {digest} != {record['sha256']} "
-                         f"(sampledata.json); regenerate it with the command in Resources/SampleData/README.md")
+                         f"(sampledata.json); regenerate it with the command in cmrlib/resources/sampledata/README.md")
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise InputError(f"{dest} exists and is not empty; extract the bundled study into a new folder")

@@ -4,7 +4,7 @@
 :class:`SubjectParams`: anatomy (LV / RV / LA geometry, position and orientation in the
 chest), physiology (heart rate, contraction), tissue properties at the chosen field
 strength, scar, stress reactivity and the acquisition plan (slice stack, artefacts).
-Ranges come from ../shared/methods/phantom-reference.md. Sampling is cheap (no
+Ranges come from docs/methods/phantom-reference.md. Sampling is cheap (no
 rendering), so training loops can draw thousands of subjects.
 
 Conventions: lengths in mm, angles in degrees, times in ms. Angles around the LV are

@@ -3,7 +3,7 @@
 Every pixel the phantom renders carries one tissue code (:class:`T`). Each code has a
 proton density (PD, relative to pure water), native T1 and T2 (ms), T2* (ms) and an
 extracellular partition used to derive post-contrast T1 from the blood pool's contrast
-concentration. Values follow ../shared/methods/phantom-reference.md (native T1 table,
+concentration. Values follow docs/methods/phantom-reference.md (native T1 table,
 post-contrast ranges) and common literature values for T2/T2*/PD; subjects vary around
 them (see :mod:`cmrlib.phantom.params`).
 """
@@ -126,7 +126,7 @@ class TissueSet:
         return out
 
 
-#: Mask label table of the ground truth (DESIGN.md "Data contract": 0 background,
+#: Mask label table of the ground truth (docs/architecture.md "Data contract": 0 background,
 #: 1 myocardium, 2 blood pool, 3 scar; the rest extend it).
 LABELS: dict[int, str] = {
     0: "background",

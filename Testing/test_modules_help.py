@@ -1,0 +1,120 @@
+"""The modules' help texts and capabilities lines come from the capability registry and say
+exactly what each panel does in this version (no Slicer needed)."""
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ("CMRQuality", "CMRMotion", "CMRStressT1", "CMRSegmentation")
+for _p in (ROOT, *(ROOT / m for m in MODULES)):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from cmrlib.capabilities import PLANNED, capabilities, for_panel  # noqa: E402
+
+from CMRCommonLib import help_text  # noqa: E402
+
+
+def _planned(module: str) -> list[str]:
+    return [title for title, panel in PLANNED.values() if panel == module]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_help_names_every_installed_and_planned_capability_of_the_panel(module):
+    text = help_text.help_html(module)
+    assert help_text.STUDY_LOADER_HELP in text
+    for cap in for_panel(module):
+        assert (cap.panel_help or cap.title) in text
+    planned = _planned(module)
+    if planned:
+        tail = text.split("Planned for a later version (not in this one): ", 1)[1]
+        assert all(title in tail for title in planned)
+    else:
+        assert "Planned" not in text
+
+
+@pytest.mark.parametrize("module", ["CMRStressT1", "CMRSegmentation"])
+def test_panels_without_a_capability_say_only_the_loader_works(module):
+    assert for_panel(module) == [], f"{module} has a capability now: update this test and its help"
+    text = help_text.help_html(module)
+    assert "only the study loader works" in text
+    summary = help_text.summary_text(module).splitlines()
+    assert summary == [help_text.STUDY_LOADER_SUMMARY, "Coming in a later version: " + "; ".join(_planned(module)) + "."]
+    assert help_text.PHANTOM_NOTE not in text  # no model of this module is bundled
+
+
+def test_quality_says_only_the_loader_and_the_sample_data_work():
+    (phantom,) = for_panel("CMRQuality")
+    assert phantom.command == "phantom" and phantom.step is None and "Sample data" in phantom.panel_help
+    text = help_text.help_html("CMRQuality")
+    assert phantom.panel_help in text
+    assert "None of this module's processing steps is in this version yet: only what is listed above works." in text
+    assert "LGE certainty" in text.split("Planned for a later version")[1]
+    assert help_text.PHANTOM_NOTE not in text
+
+
+def test_motion_help_is_its_record_panel_help():
+    (motion,) = for_panel("CMRMotion")
+    text = help_text.help_html("CMRMotion")
+    assert motion.panel_help in text and "only the study loader" not in text
+    assert help_text.PHANTOM_NOTE in text  # MOCOnet weights are phantom-trained
+    assert help_text.summary_text("CMRMotion").splitlines()[1] == f"In this panel: {motion.title}."
+    contents = help_text.panel_contents("CMRMotion")
+    assert contents.in_panel == [motion] and contents.cli_only == [] and contents.planned == []
+
+
+def test_cli_only_capabilities(monkeypatch):
+    """A capability without panel_help is listed as command-line only."""
+    import dataclasses
+
+    import cmrlib.capabilities as registry
+
+    motion = registry.capability("motion")
+    cli_only = dataclasses.replace(motion, command="motion-x", title="Another T1 step", panel_help="")
+    monkeypatch.setattr(registry, "for_panel", lambda panel: [motion, cli_only] if panel == "CMRMotion" else [])
+    text = help_text.help_html("CMRMotion")
+    assert text.index(help_text.STUDY_LOADER_HELP) < text.index(motion.panel_help)
+    assert "Installed, run from the <code>cmr</code> command line for now: Another T1 step (<code>cmr motion-x</code>)." in text
+    assert "Installed, run from the command line for now: Another T1 step (cmr motion-x)." in \
+        help_text.summary_text("CMRMotion")
+
+
+def test_every_capability_and_planned_entry_has_a_panel_of_this_extension():
+    panels = {c.panel for c in capabilities()} | {panel for _, panel in PLANNED.values()}
+    assert panels <= set(MODULES)
+
+
+def test_unavailable_help_names_the_error():
+    text = help_text.unavailable_help("CMRMotion", ModuleNotFoundError("No module named 'numpy'"))
+    assert "ModuleNotFoundError: No module named 'numpy'" in text and help_text.STUDY_LOADER_HELP in text
+
+
+def _docstrings(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    nodes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    return [ast.get_docstring(n) or "" for n in nodes]
+
+
+def test_slicer_side_cites_no_missing_file():
+    """Docstrings of the module folders and CMRCommonLib cite only repository files that exist
+    (method cards as docs/methods/<card>.md), and each Lib logic names its method cards."""
+    files = [p for m in (*MODULES, "CMRCommonLib") for p in (ROOT / m).rglob("*.py") if "__pycache__" not in p.parts]
+    cited = re.compile(r"(?<![\w/.])((?:docs|methods|Resources|cmrlib|CMR\w+)/[\w./-]+\.(?:md|py|ui|txt|json))")
+    missing = []
+    for path in files:
+        for doc in _docstrings(path):
+            for ref in cited.findall(doc):
+                candidates = [ROOT / ref, path.parent / ref, *(ROOT / m / ref for m in MODULES)]
+                if "<" not in ref and not any(c.exists() for c in candidates):
+                    missing.append(f"{path.relative_to(ROOT)}: {ref}")
+    assert not missing, missing
+    cards = {"CMRMotion": ["moconet"], "CMRQuality": ["lge-certainty", "slice-level", "la-quality"],
+             "CMRStressT1": ["dt1"], "CMRSegmentation": ["qcd", "landmarks", "scar-fusion"]}
+    for module, names in cards.items():
+        doc = ast.get_docstring(ast.parse((ROOT / module / f"{module}Lib" / "logic.py").read_text()))
+        assert all(f"docs/methods/{n}.md" in " ".join(doc.split()) for n in names), (module, doc)

@@ -1,0 +1,125 @@
+"""The one home of the evaluation metrics every capability, benchmark and test uses.
+
+Dice overlap, end-point error of displacement fields, the intraclass correlation coefficient
+(form named, after McGraw & Wong 1996 / Shrout & Fleiss 1979), Bland–Altman limits of
+agreement, confusion-matrix statistics and the ROC AUC. Plain numpy; no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ICC_FORMS = ("ICC(1,1)", "ICC(2,1)", "ICC(3,1)")
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap 2|A∩B| / (|A|+|B|) of two boolean masks; 1.0 when both are empty."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    s = int(a.sum()) + int(b.sum())
+    return float(2.0 * np.logical_and(a, b).sum() / s) if s else 1.0
+
+
+def endpoint_error(dvf: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean end-point error (pixels) between DVF sets ``[frame, 2, row, col]``, within ``mask``."""
+    epe = np.sqrt(((np.asarray(dvf) - np.asarray(truth)) ** 2).sum(axis=1))  # [frame, row, col]
+    if mask is not None:
+        epe = epe[:, np.asarray(mask, bool)]
+    return float(epe.mean())
+
+
+def icc(ratings: np.ndarray, form: str = "ICC(3,1)") -> float:
+    """Intraclass correlation of ``ratings[subject, rater]`` (single measures).
+
+    ``ICC(1,1)``: one-way random effects; ``ICC(2,1)``: two-way random, absolute agreement;
+    ``ICC(3,1)``: two-way mixed, consistency (the form reported for repeated measurements by
+    the same method, e.g. test–retest T1).
+    """
+    x = np.asarray(ratings, float)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
+        raise ValueError(f"ICC needs ratings[subjects ≥ 2, raters ≥ 2]; got shape {x.shape}")
+    if form not in ICC_FORMS:
+        raise ValueError(f"unknown ICC form {form!r}; expected one of {', '.join(ICC_FORMS)}")
+    n, k = x.shape
+    grand = x.mean()
+    ss_rows = k * ((x.mean(axis=1) - grand) ** 2).sum()
+    ss_cols = n * ((x.mean(axis=0) - grand) ** 2).sum()
+    ss_total = ((x - grand) ** 2).sum()
+    ss_err = ss_total - ss_rows - ss_cols
+    msr, msc = ss_rows / (n - 1), ss_cols / (k - 1)
+    mse = ss_err / ((n - 1) * (k - 1))
+    msw = (ss_cols + ss_err) / (n * (k - 1))
+    if form == "ICC(1,1)":
+        return float((msr - msw) / (msr + (k - 1) * msw))
+    if form == "ICC(2,1)":
+        return float((msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n))
+    return float((msr - mse) / (msr + (k - 1) * mse))
+
+
+@dataclass
+class BlandAltman:
+    bias: float  # mean of (a − b), in the units of the inputs
+    sd: float
+    lower: float  # bias − 1.96 sd
+    upper: float  # bias + 1.96 sd
+    n: int
+
+
+def bland_altman(a: np.ndarray, b: np.ndarray) -> BlandAltman:
+    """Bias and 95 % limits of agreement of paired measurements ``a`` and ``b``."""
+    d = np.asarray(a, float).ravel() - np.asarray(b, float).ravel()
+    if d.size < 2:
+        raise ValueError("Bland–Altman needs at least two pairs")
+    bias, sd = float(d.mean()), float(d.std(ddof=1))
+    return BlandAltman(bias, sd, bias - 1.96 * sd, bias + 1.96 * sd, int(d.size))
+
+
+@dataclass
+class BinaryStats:
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+    @property
+    def sensitivity(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def specificity(self) -> float:
+        return self.tn / (self.tn + self.fp) if self.tn + self.fp else float("nan")
+
+    @property
+    def accuracy(self) -> float:
+        total = self.tp + self.fp + self.tn + self.fn
+        return (self.tp + self.tn) / total if total else float("nan")
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+
+
+def binary_stats(truth: np.ndarray, predicted: np.ndarray) -> BinaryStats:
+    """Confusion-matrix counts of boolean ``predicted`` against boolean ``truth``."""
+    t, p = np.asarray(truth, bool).ravel(), np.asarray(predicted, bool).ravel()
+    return BinaryStats(int((t & p).sum()), int((~t & p).sum()), int((~t & ~p).sum()), int((t & ~p).sum()))
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """``m[true_class, predicted_class]`` counts for integer labels ``0..n_classes-1``."""
+    t, p = np.asarray(truth, int).ravel(), np.asarray(predicted, int).ravel()
+    m = np.zeros((n_classes, n_classes), int)
+    np.add.at(m, (t, p), 1)
+    return m
+
+
+def roc_auc(truth: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for boolean ``truth`` (Mann–Whitney, ties halved)."""
+    from scipy.stats import rankdata
+    t = np.asarray(truth, bool).ravel()
+    s = np.asarray(score, float).ravel()
+    n_pos, n_neg = int(t.sum()), int((~t).sum())
+    if not n_pos or not n_neg:
+        raise ValueError("ROC AUC needs both positive and negative cases")
+    ranks = rankdata(s)
+    return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
