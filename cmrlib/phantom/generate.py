@@ -442,8 +442,9 @@ class Phantom:
                       image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
                       dicom={**self._base_dicom(2.6, 1.1, 35.0), "ScanningSequence": "IR\\GR",
                              "SequenceVariant": "SS\\SP", "SliceThickness": 8.0,
-                             # this breath-hold's heart rate (stress sets beat faster than the subject at rest)
-                             "HeartRate": int(round(60000.0 / rr_mean)), "NominalInterval": round(rr_mean, 1)},
+                             # this breath-hold's heart rate (stress sets beat faster than the subject at rest);
+                             # NominalInterval is an IS (whole ms)
+                             "HeartRate": int(round(60000.0 / rr_mean)), "NominalInterval": int(round(rr_mean))},
                       series_number=_series_number(name), displacement=disp)
 
     def _irw_sequence(self, scheme: str, tissue: np.ndarray, t1: np.ndarray, band: np.ndarray, rr: float,
