@@ -236,7 +236,7 @@ def bias_rows(bias: dict) -> list[dict]:
 
 def published_rows(bias: dict) -> list[dict]:
     """Our simulated figures beside the published ones they should reproduce (sources in
-    docs/t1-sequence-simulation.md)."""
+    docs/methods/t1-sequence-simulation.md)."""
     t1 = BIAS_T1_MS
     cond, allc, molli = bias["shmolli_conditional"], bias["shmolli_all"], bias["molli_533"]
     long = (t1 >= 800)

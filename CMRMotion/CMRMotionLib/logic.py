@@ -2,7 +2,8 @@
 
 CMRMotion fits MOLLI/ShMOLLI T1 and R² maps and motion-corrects the inversion-recovery-
 weighted (IRW) images (MOCOnet, classical registration, or none; method card
-docs/methods/moconet.md). Its input is an IRW series
+docs/methods/moconet.md; ShMOLLI's conditional reconstruction and the phantom's sequence
+simulation: docs/methods/t1-sequence-simulation.md). Its input is an IRW series
 loaded by the study loader as a sequence whose frames are ordered by InversionTime (ms);
 scanner T1 maps are loaded for comparison. The work runs in a `cmr motion` worker process;
 its output folder is read back through the capability contract: the record's ``reader``

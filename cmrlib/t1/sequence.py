@@ -6,7 +6,7 @@ MOLLI-family scheme: ECG-triggered single-shot bSSFP images, inversion pulses of
 efficiency, and the real recovery between inversions (no assumption of full recovery).
 The signal of an image is the transverse magnetisation at the k-space centre line.
 
-Choices (defaults; see docs/t1-sequence-simulation.md for the sources):
+Choices (defaults; see docs/methods/t1-sequence-simulation.md for the sources):
 
 * inversion: instantaneous, ``Mz -> -eta * Mz`` with ``eta = 0.96`` (adiabatic tan/tanh pulse
   on myocardium, Kellman et al. MRM 2014), transverse magnetisation spoiled after it;
