@@ -86,9 +86,9 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["cmr", "phantom", "--out", str(args.out), "--seed", str(args.seed)]
     flags = {"subjects": 1, "field": None, "scar": None, "phenotype": None, "stress_territory": None, "motion": None,
              "snr": None, "matrix": 256, "pixel": None, "phases": None, "slices": None, "thickness": None,
-             "scheme": None, "la_matrix": 160, "zip": None}
+             "scheme": None, "la_matrix": 160, "zip": None, "irw_model": "sequence", "rr_sd": 0.0}
     for key, default in flags.items():
-        value = getattr(args, key)
+        value = getattr(args, key, default)
         if value != default:
             text = f"{value:g}" if isinstance(value, float) else str(value)
             parts += [f"--{key.replace('_', '-')}", f"'{text}'" if " " in text else text]
