@@ -25,6 +25,8 @@ SHORT_KIND_LABELS: dict[str, str] = {
     "cine": "Cine",
     "irw": "IRW",
     "t1map": "T1 map",
+    "fit_map": "Fit map",
+    "map_display": "Map display",
     "lge_psir": "LGE PSIR",
     "lge_magnitude": "LGE magnitude",
     "unknown": "Unknown",

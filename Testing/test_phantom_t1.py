@@ -1,4 +1,8 @@
-"""Phantom IRW frames follow the Look-Locker model: an independent fit recovers the true T1.
+"""Phantom IRW frames: an independent fit recovers the T1 the truth says a fit reads.
+
+With the ideal signal model (full recovery, Look-Locker formula) that is the tissue T1; with
+the default sequence-level simulation it is ``maps["t1_fit_ms"]`` / ``truth["fit_t1_ms"]``
+(the ideal fit of the noise-free simulated samples), below the tissue T1 as MOLLI reads.
 
 The fit here is deliberately not the project's own (cmrlib.t1.fit.fit_t1): a
 vectorised Levenberg-Marquardt on (A, B, T1*) for every polarity pattern, in float64.
@@ -67,34 +71,43 @@ def _interior_pixels(series, codes, erode: int = 3, per_tissue: int = 150) -> np
 CLEAN = dict(clean=True, psf=False, matrix=160, pixel_mm=1.4, la=False)
 
 
-@pytest.mark.parametrize("scheme,condition,field,seed", [
-    ("ShMOLLI", "native", 1.5, 1),
-    ("MOLLI 5(3)3", "native", 3.0, 2),
-    ("MOLLI 3(3)3(3)5", "native", 1.5, 3),
-    ("MOLLI 4(1)3(1)2", "post", 1.5, 4),
-    ("ShMOLLI", "stress", 3.0, 5),
+@pytest.mark.parametrize("scheme,condition,field,seed,model", [
+    ("ShMOLLI", "native", 1.5, 1, "ideal"),
+    ("MOLLI 5(3)3", "native", 3.0, 2, "ideal"),
+    ("MOLLI 3(3)3(3)5", "native", 1.5, 3, "sequence"),
+    ("MOLLI 4(1)3(1)2", "post", 1.5, 4, "sequence"),
+    ("ShMOLLI", "stress", 3.0, 5, "sequence"),
 ])
-def test_independent_fit_recovers_tissue_t1(scheme, condition, field, seed):
-    opt = PhantomOptions(field_t=field, stress=True, **CLEAN)
+def test_independent_fit_recovers_tissue_t1(scheme, condition, field, seed, model):
+    opt = PhantomOptions(field_t=field, stress=True, irw_model=model, **CLEAN)
     ph = Phantom(sample_subject(seed, opt))
     irw = ph.irw("mid", condition, scheme)
     ti = np.array(irw.image.frame_values("InversionTime"))
     assert len(ti) == sum(SCHEMES[scheme][0])
     frames = irw.image.frames()[:, 0].reshape(len(ti), -1)
-    truth = irw.maps["t1_ms"].array[0].ravel()
+    truth = irw.maps["t1_ms" if model == "ideal" else "t1_fit_ms"].array[0].ravel()
+    if model == "ideal":
+        assert np.array_equal(irw.maps["t1_fit_ms"].array, irw.maps["t1_ms"].array)
+    else:  # the sequence reads T1 low (MOLLI-type bias) and truth says by how much
+        myo = irw.maps["tissue"].array[0] == T.MYOCARDIUM
+        ratio = np.median(irw.maps["t1_fit_ms"].array[0][myo] / irw.maps["t1_ms"].array[0][myo])
+        assert (0.5 if scheme == "ShMOLLI" else 0.8) < ratio < 0.99  # ShMOLLI: all samples, no conditional fit
     codes = (T.MYOCARDIUM, T.LV_BLOOD, T.RV_BLOOD, T.LIVER, T.MUSCLE, T.FAT)
     px = _interior_pixels(irw, codes)
     assert px.size > 300
     fitted = lm_fit_t1(frames[:, px], ti)
     rel = np.abs(fitted / truth[px] - 1.0)
-    assert np.percentile(rel, 99) < 0.01, f"99th percentile relative T1 error {np.percentile(rel, 99):.4f}"
-    assert np.median(rel) < 0.002
-    # tissue T1 per class, as reported in truth.json, is recovered within 1 %
+    # the simulated recovery is not exactly mono-exponential: with a sample near the null, two
+    # fitters may choose different polarities and settle 1-2 % apart
+    tol99, tol50 = (0.01, 0.002) if model == "ideal" else (0.02, 0.005)
+    assert np.percentile(rel, 99) < tol99, f"99th percentile relative T1 error {np.percentile(rel, 99):.4f}"
+    assert np.median(rel) < tol50
+    # T1 per class, as truth.json says a fit reads, is recovered within 1 %
     tissue = irw.maps["tissue"].array[0].ravel()[px]
     for code in codes:
         sel = tissue == code
         if sel.sum() > 20:
-            assert abs(np.median(fitted[sel]) / irw.truth["tissue_t1_ms"][T(code).name.lower()] - 1) < 0.01
+            assert abs(np.median(fitted[sel]) / irw.truth["fit_t1_ms"][T(code).name.lower()] - 1) < tol99
 
 
 def test_t1_values_in_reference_ranges():
@@ -117,9 +130,9 @@ def test_scanner_t1_map_matches_truth_on_clean_data():
     irw = ph.irw("basal", "native", "MOLLI 5(3)3")
     t1map = ph.t1map(irw)
     px = _interior_pixels(irw, (T.MYOCARDIUM, T.LV_BLOOD, T.LIVER))
-    rel = np.abs(t1map.image.array[0].ravel()[px] / irw.maps["t1_ms"].array[0].ravel()[px] - 1)
+    rel = np.abs(t1map.image.array[0].ravel()[px] / irw.maps["t1_fit_ms"].array[0].ravel()[px] - 1)
     assert np.percentile(rel, 95) < 0.01
-    assert t1map.maps["r2"].array[0].ravel()[px].min() > 0.999
+    assert t1map.maps["r2"].array[0].ravel()[px].min() > 0.998  # the sequence is not exactly mono-exponential
 
 
 def test_scheme_inversion_times():
@@ -133,3 +146,25 @@ def test_scheme_inversion_times():
     assert sh[-1].heartbeat == 8  # 9 heartbeats
     assert len(irw_samples("MOLLI 3(3)3(3)5", ti0, rr)) == 11
     assert len(irw_samples("MOLLI 4(1)3(1)2", ti0, rr)) == 9
+
+
+def test_sequence_model_truth_and_options():
+    from cmrlib import InputError
+    ph = Phantom(sample_subject(11, PhantomOptions(field_t=1.5, scheme="ShMOLLI", rr_sd_ms=60.0, **CLEAN)))
+    irw = ph.irw("mid", "native")
+    tr = irw.truth
+    myo = "myocardium"
+    # tissue T1 > what MOLLI-type tables say > what the all-samples ShMOLLI fit reads
+    assert tr["tissue_t1_ms"][myo] > tr["reference_t1_ms"][myo] > tr["fit_t1_ms"][myo]
+    assert abs(tr["conditional_fit_t1_ms"][myo] / tr["reference_t1_ms"][myo] - 1) < 0.08
+    seq_info = tr["sequence"]
+    assert seq_info["irw_model"] == "sequence" and len(seq_info["rr_per_beat_ms"]) == 9
+    assert np.std(seq_info["rr_per_beat_ms"]) > 10  # beat-to-beat variability reached the timing
+    nominal = [x.ti_ms for x in irw_samples("ShMOLLI", tr["ti0_ms"], tr["rr_ms"])]
+    assert not np.allclose(sorted(irw.image.frame_values("InversionTime")), sorted(nominal), atol=1.0)
+    scanner = ph.t1map(irw)
+    assert set(scanner.truth["conditional_samples"]) == {"5", "6", "7"}
+    with pytest.raises(InputError, match="IRW signal model"):
+        PhantomOptions(irw_model="bloch").validate()
+    with pytest.raises(InputError, match="R-R variability"):
+        PhantomOptions(rr_sd_ms=-1).validate()

@@ -77,6 +77,14 @@ def test_numbers_on_the_page_are_the_results(demo):
     for r in series:
         expected.append(("motion", f"{r['t1_myocardium_ms']:.0f}"))
         expected.append(("motion", f"{r['r2_myocardium_mean']:.3f}"))
+        if r.get("heart_rate_bpm") is not None:  # issue #11: heart rate, ShMOLLI samples, scanner map
+            expected.append(("motion", f"{r['heart_rate_bpm']:.0f}"))
+        if r.get("conditional_reconstruction"):
+            used = r["conditional_reconstruction"]["pixels_by_samples"]
+            expected.append(("motion", ", ".join(f"{k}: {v}" for k, v in sorted(used.items()))))
+        for m in r.get("scanner_t1_maps", []):
+            if m.get("median_difference_ms") is not None:
+                expected.append(("motion", f"{m['median_difference_ms']:+.0f}"))
         if r.get("r2_myocardium_mean_before_correction") is not None:
             expected.append(("motion", f"{r['r2_myocardium_mean_before_correction']:.3f}"))
     assert shown == expected

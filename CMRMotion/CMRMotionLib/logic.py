@@ -2,7 +2,8 @@
 
 CMRMotion fits MOLLI/ShMOLLI T1 and R² maps and motion-corrects the inversion-recovery-
 weighted (IRW) images (MOCOnet, classical registration, or none; method card
-docs/methods/moconet.md). Its input is an IRW series
+docs/methods/moconet.md; ShMOLLI's conditional reconstruction and the phantom's sequence
+simulation: docs/methods/t1-sequence-simulation.md). Its input is an IRW series
 loaded by the study loader as a sequence whose frames are ordered by InversionTime (ms);
 scanner T1 maps are loaded for comparison. The work runs in a `cmr motion` worker process;
 its output folder is read back through the capability contract: the record's ``reader``
@@ -155,4 +156,10 @@ class MotionOutputs:
         parts = [f"{s['method']}: {s['n_frames']} frames, {s['seconds']:.2f} s"]
         if s.get("t1_myocardium_ms") is not None:
             parts.append(f"myocardial T1 {s['t1_myocardium_ms']:.0f} ms, mean R² {s['r2_myocardium_mean']:.3f}")
+        if s.get("heart_rate_bpm"):
+            parts.append(f"heart rate {s['heart_rate_bpm']:.0f} bpm ({s.get('rr_source', '')})")
+        for m in s.get("scanner_t1_maps", []):
+            if m.get("median_difference_ms") is not None:
+                parts.append(f"vs scanner map {m['series']!r}: median {m['median_difference_ms']:+.0f} ms")
+        parts.extend(f"warning: {w}" for w in s.get("warnings", []))
         return "; ".join(parts) + "".join(f"\n{n}" for n in s.get("notes", []))

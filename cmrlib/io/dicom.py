@@ -43,11 +43,13 @@ from ..errors import CMRError, DicomError, InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
 
-KINDS = ("cine", "irw", "t1map", "lge_psir", "lge_magnitude", "la_lge", "vne", "unknown")
+KINDS = ("cine", "irw", "t1map", "fit_map", "map_display", "lge_psir", "lge_magnitude", "la_lge", "vne", "unknown")
 KIND_LABELS = {
     "cine": "cine",
     "irw": "IRW (T1 inversion-recovery frames)",
     "t1map": "T1 map",
+    "fit_map": "derived fit-parameter map (T1*, A/B, R², SD, ...; not a T1 map)",
+    "map_display": "colour-coded map display (secondary capture; not quantitative)",
     "lge_psir": "LGE PSIR",
     "lge_magnitude": "LGE magnitude",
     "la_lge": "left-atrial 3D LGE",
@@ -96,6 +98,9 @@ class InstanceInfo:
     rescale_slope: float
     rescale_intercept: float
     expected_pixel_bytes: int
+    nominal_interval_ms: float | None = None  # NominalInterval (0018,1062): R-R (ms)
+    heart_rate_bpm: float | None = None  # HeartRate (0018,1088)
+    rescale_present: bool = True  # RescaleSlope/Intercept (or a per-frame transform) present
 
     @property
     def normal(self) -> np.ndarray | None:
@@ -125,6 +130,11 @@ class SeriesInfo:
     trigger_times_ms: list[float] = field(default_factory=list)
     field_strength_t: float | None = None
     patient_id: str = ""
+    #: R-R interval (ms) from the heart-rate tags, and which tag it came from ("" if none)
+    rr_ms: float | None = None
+    rr_source: str = ""
+    #: IRW frames already motion-corrected by the scanner (ImageType / description MOCO)
+    vendor_moco: bool = False
     problems: list[str] = field(default_factory=list)
     header: dict[str, Any] = field(default_factory=dict, repr=False)
     #: files of this series that could not be used (also in ``DicomScan.skipped``)
@@ -151,6 +161,8 @@ class SeriesInfo:
             parts.append("TI " + ", ".join(f"{t:g}" for t in self.inversion_times_ms) + " ms")
         if self.field_strength_t:
             parts.append(f"{self.field_strength_t:g} T")
+        if self.rr_ms:
+            parts.append(f"{60000.0 / self.rr_ms:.0f} bpm ({self.rr_source})")
         if self.warnings:
             parts.append("WARNING: " + "; ".join(self.warnings))
         return "  ".join(parts)
@@ -165,7 +177,9 @@ class SeriesInfo:
             "warnings": self.warnings, "unreadable_files": _skipped_dicts(self.unreadable_files),
             "inversion_times_ms": self.inversion_times_ms,
             "trigger_times_ms": self.trigger_times_ms,
-            "field_strength_t": self.field_strength_t, "problems": self.problems,
+            "field_strength_t": self.field_strength_t, "rr_ms": self.rr_ms, "rr_source": self.rr_source,
+            "heart_rate_bpm": round(60000.0 / self.rr_ms, 1) if self.rr_ms else None,
+            "vendor_moco": self.vendor_moco, "problems": self.problems,
         }
 
 
@@ -389,7 +403,7 @@ def _instances_of(path: Path, ds: pydicom.Dataset, pixel: tuple[int | None, int]
                 image_type=image_type,
                 rescale_slope=_float(getattr(ds, "RescaleSlope", 1)) or 1.0,
                 rescale_intercept=_float(getattr(ds, "RescaleIntercept", 0)) or 0.0,
-                expected_pixel_bytes=frame_bytes * n_frames,
+                expected_pixel_bytes=frame_bytes * n_frames, **_heart_tags(ds),
             ))
         return out
 
@@ -422,6 +436,7 @@ def _instances_of(path: Path, ds: pydicom.Dataset, pixel: tuple[int | None, int]
             rescale_slope=_float(getattr(transform, "RescaleSlope", getattr(ds, "RescaleSlope", 1))) or 1.0,
             rescale_intercept=_float(getattr(transform, "RescaleIntercept", getattr(ds, "RescaleIntercept", 0))) or 0.0,
             expected_pixel_bytes=frame_bytes * n_frames,
+            **_heart_tags(ds, cardiac, transform),
         ))
     return out
 
@@ -670,6 +685,19 @@ def _flavour(inst: InstanceInfo) -> str:
     return inst.image_type[2] if len(inst.image_type) > 2 and inst.image_type[2] in ("M", "P", "R", "I") else ""
 
 
+def _heart_tags(ds: Any, cardiac: Any = None, transform: Any = None) -> dict[str, Any]:
+    """NominalInterval (ms), HeartRate (bpm) and whether rescale tags exist, for an InstanceInfo."""
+    nominal = _float(getattr(ds, "NominalInterval", None))
+    if nominal is None and cardiac is not None:  # enhanced MR: RRIntervalTimeNominal in the cardiac group
+        nominal = _float(getattr(cardiac, "RRIntervalTimeNominal", None))
+    rate = _float(getattr(ds, "HeartRate", None))
+    present = any(getattr(x, k, None) is not None for x in (ds, transform) if x is not None
+                  for k in ("RescaleSlope", "RescaleIntercept")) \
+        or getattr(ds, "RealWorldValueMappingSequence", None) is not None
+    return {"nominal_interval_ms": nominal if nominal and nominal > 0 else None,
+            "heart_rate_bpm": rate if rate and rate > 0 else None, "rescale_present": bool(present)}
+
+
 def _split_by_flavour(instances: list[InstanceInfo]) -> dict[str, list[InstanceInfo]]:
     """{"": all} normally; one part per flavour when a series mixes e.g. magnitude and phase."""
     parts: dict[str, list[InstanceInfo]] = defaultdict(list)
@@ -745,22 +773,54 @@ def _irw_subtype(description: str, n: int, groups: tuple[int, ...]) -> tuple[str
 _CINE_WORDS = re.compile(r"cine|ssfp|trufi|true\s*fisp|fiesta|balanced|sax|lax|[234]ch")
 _LGE_WORDS = re.compile(r"lge|late|delayed|\bde\b|de_|psir|mag|scar|viab|ir[_ ]?(fl|gre|tfl)|phase\s*sensitive")
 _MAP_WORDS = re.compile(r"t1\s*_?map|t1map|t1\s*mapping\s*result|moco_t1|\bt1 map\b|native\s*t1|post\s*t1")
+#: derived fit-parameter series beside a scanner T1 map (vendor / ShMOLLI prototype conventions)
+_FIT_WORDS = re.compile(r"fit\s*_?par|fitparam|fit\s*_?(err|res)|goodness|\br\s*\^?2\b|r2\s*_?map|_r2\b|rsq|chi\s*2"
+                        r"|t1\s*\*|t1\s*star|t1s_?map|\bsd\s*_?map|_sd\b|\bsd$|std\s*_?map|error\s*_?map|amplitude"
+                        r"|\bn\s*_?samples\b")
+_FIT_TYPES = {"FIT", "FITPARAMS", "R2", "RSQ", "T1STAR", "T1*", "SD", "STDDEV", "ERR", "ERROR", "CHI2"}
+_COLOUR_WORDS = re.compile(r"colou?r|_col\b|\brgb\b")
+_MOCO_WORDS = re.compile(r"moco|motion\s*_?corr")
+
+
+def _is_vendor_moco(series: SeriesInfo, itype: set[str]) -> bool:
+    """Scanner motion-corrected IRW frames: ImageType token or description MOCO."""
+    return any("MOCO" in t for t in itype) or _MOCO_WORDS.search(series.description.lower()) is not None
 
 
 def _classify(series: SeriesInfo, slices: dict[float, list[InstanceInfo]], itype: set[str]) -> tuple[str, str, str]:
     desc = series.description.lower()
-    if series.instances and all(_flavour(i) == "P" for i in series.instances):
-        return "unknown", "", "phase images (ImageType value type P): not a CMR magnitude series"
     n_ti = max(len(_distinct([i.inversion_time for i in g])) for g in slices.values())
     n_tt = max(len(_distinct([i.trigger_time for i in g], tol=0.1)) for g in slices.values())
     frames = max(len(g) for g in slices.values())
+    irw_like = n_ti >= 3 and frames >= 5
+    type_text = "\\".join(sorted(itype))
+    map_type = any("MAP" in t for t in itype)
+    colour = (str(series.header.get("PhotometricInterpretation", "")).upper().startswith(("RGB", "PALETTE", "YBR"))
+              or any(t in ("COLOR", "COLOUR", "RGB") for t in itype))
+    # vendor map conventions first: a map's ImageType value 3 may be P (not phase), and
+    # fit-parameter series are never IRW frames or phase images
+    if (_FIT_WORDS.search(desc) or itype & _FIT_TYPES) and (map_type or "map" in desc or "fit" in desc
+                                                             or not irw_like):
+        return "fit_map", "", ("description or ImageType names fit parameters "
+                               f"({series.description!r}, ImageType {type_text}): a derived map, not IRW frames")
+    if (colour or _COLOUR_WORDS.search(desc)) and (map_type or _MAP_WORDS.search(desc)):
+        why = "RGB / palette pixels" if colour else "description says colour"
+        return "map_display", "colour display", f"{why} of a T1 map: a display image, not quantitative values"
+    if map_type or (_MAP_WORDS.search(desc) and not irw_like):
+        why = (f"ImageType {type_text} contains MAP" if map_type else
+               f"description {series.description!r} names a T1 map")
+        if series.instances and all(_flavour(i) == "P" for i in series.instances):
+            why += " (ImageType value 3 P is the vendor's map convention here, not phase)"
+        return "t1map", "", why + (f"; {n_ti} InversionTime value(s)" if n_ti else "")
+    if series.instances and all(_flavour(i) == "P" for i in series.instances):
+        return "unknown", "", "phase images (ImageType value type P): not a CMR magnitude series"
     if n_ti >= 3:
         first = next(iter(slices.values()))
         subtype, why = _irw_subtype(series.description, len(first), _inversion_groups(first))
+        if _is_vendor_moco(series, itype):
+            subtype += " (vendor MOCO)"
+            why += "; motion-corrected by the scanner (MOCO): use --method none"
         return "irw", subtype, f"{n_ti} distinct InversionTime values at one slice position ({why})"
-    if itype & {"T1 MAP", "T1MAP", "MAP", "T1"} and ("MAP" in " ".join(itype)) or _MAP_WORDS.search(desc):
-        why = "ImageType contains MAP" if "MAP" in " ".join(itype) else "description names a T1 map"
-        return "t1map", "", why + (f"; {n_ti} InversionTime value(s)" if n_ti else "")
     if re.search(r"\bvne\b|virtual native", desc):
         return "vne", "", "description names VNE (virtual native enhancement, LGE-like native contrast)"
     three_d = series.header.get("MRAcquisitionType", "").upper() == "3D"
@@ -793,7 +853,8 @@ def _make_series(uid: str, instances: list[InstanceInfo], ds: pydicom.Dataset) -
         patient_id=str(getattr(ds, "PatientID", "") or ""),
     )
     s.header = {k: str(getattr(ds, k)) for k in ("PatientName", "StudyDate", "StudyDescription",
-                                                   "Manufacturer", "FrameOfReferenceUID", "MRAcquisitionType")
+                                                   "Manufacturer", "FrameOfReferenceUID", "MRAcquisitionType",
+                                                   "PhotometricInterpretation")
                 if getattr(ds, k, None) not in (None, "")}
     sizes = Counter((i.rows, i.cols) for i in instances)
     s.rows, s.cols = sizes.most_common(1)[0][0]
@@ -827,7 +888,39 @@ def _make_series(uid: str, instances: list[InstanceInfo], ds: pydicom.Dataset) -
     else:
         s.inversion_times_ms = _distinct([i.inversion_time for i in first])
     s.trigger_times_ms = _distinct([i.trigger_time for i in first], tol=0.1)
+    s.vendor_moco = s.kind == "irw" and _is_vendor_moco(s, itype)
+    _heart_rate(s, first)
+    if s.kind in ("t1map", "fit_map") and not any(i.rescale_present for i in instances):
+        s.header["rescale"] = "no RescaleSlope/RescaleIntercept: stored values taken as the map's units (ms)"
     return s
+
+
+def _heart_rate(s: SeriesInfo, first: list[InstanceInfo]) -> None:
+    """R-R (ms) of ``s`` from NominalInterval, else HeartRate, else cumulative TriggerTime steps;
+    a series mixing heart rates (two acquisitions in one series) is a problem."""
+    nominal = [i.nominal_interval_ms for i in s.instances if i.nominal_interval_ms]
+    rates = [i.heart_rate_bpm for i in s.instances if i.heart_rate_bpm]
+    rr = nominal or [60000.0 / r for r in rates]
+    if rr:
+        lo, hi = min(rr), max(rr)
+        if s.kind == "irw" and hi > 1.25 * lo:
+            groups = _distinct(rr, tol=0.1 * float(np.median(rr)))
+            s.problems.append("IRW frames were acquired at different heart rates ("
+                              + ", ".join(f"{60000.0 / g:.0f}" for g in groups)
+                              + " bpm): two acquisitions in one series? Fit each breath-hold separately")
+        s.rr_ms = float(np.median(rr))
+        s.rr_source = "NominalInterval" if nominal else "HeartRate"
+        s.header["rr_ms"], s.header["rr_source"] = s.rr_ms, s.rr_source
+        return
+    if s.kind != "irw":
+        return
+    times = [i.trigger_time for i in sorted(first, key=_acquisition_order) if i.trigger_time is not None]
+    steps = np.diff(times) if len(times) >= 3 else np.array([])
+    steps = steps[steps > 250.0]  # cumulative trigger times (some vendors): one R-R per image of an inversion
+    if steps.size >= 2:
+        s.rr_ms = float(np.median(steps))
+        s.rr_source = "TriggerTime steps"
+        s.header["rr_ms"], s.header["rr_source"] = s.rr_ms, s.rr_source
 
 
 # ---------------------------------------------------------------------------------------

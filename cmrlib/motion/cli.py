@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "label --mask-label, or any non-zero voxel of a binary mask")
     parser.add_argument("--mask-label", type=int, default=MYOCARDIUM_LABEL, help="myocardium label in --mask (default 1)")
     parser.add_argument("--series", type=int, help="SeriesNumber of the IRW series when the folder has several")
+    parser.add_argument("--all-samples", action="store_true",
+                        help="ShMOLLI: fit all 7 samples instead of the conditional reconstruction (5, 6 or 7 "
+                             "samples per pixel by T1 / R-R; long T1 then reads low)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,12 +43,19 @@ def run(args: argparse.Namespace) -> int:
     with staged_folder(out) as stage:  # a failure half-way leaves nothing that looks complete
         results = process_input(source, stage, method, mask_path=args.mask,
                                 mask_label=args.mask_label, series_number=args.series, device=args.device,
-                                progress=make_progress(args))
+                                progress=make_progress(args), all_samples=args.all_samples)
     for r in results:
         r["out"] = str(out / Path(r["out"]).relative_to(stage))
         myo = (f"myocardial T1 {r['t1_myocardium_ms']:.0f} ms, mean R² {r['r2_myocardium_mean']:.3f}"
                if r["t1_myocardium_ms"] is not None else "no myocardium mask: no myocardial summary")
-        print(f"{r['series']}: {r['method']}, {r['n_frames']} frames, {myo}, {r['seconds']:.2f} s -> {r['out']}")
+        hr = f", {r['heart_rate_bpm']:.0f} bpm" if r.get("heart_rate_bpm") else ""
+        print(f"{r['series']}: {r['method']}, {r['n_frames']} frames{hr}, {myo}, {r['seconds']:.2f} s -> {r['out']}")
+        for m in r.get("scanner_t1_maps", []):
+            if m.get("median_difference_ms") is not None:
+                print(f"  scanner map {m['series']!r}: median difference {m['median_difference_ms']:+.0f} ms "
+                      f"({m['median_difference_percent']:+.1f} %, {m['region']})")
+        for warning in r.get("warnings", []):
+            print(f"  warning: {warning}", file=sys.stderr)
         for note in r["notes"]:
             print(f"  note: {note}")
     return 0

@@ -1,7 +1,8 @@
 """Phantom IRW sets for MOCOnet training and held-out evaluation.
 
 Training sample (appendix A.1 recipe): a motion-free phantom IRW set (random subject,
-position and scheme: ShMOLLI 7, MOLLI 5(3)3 8, MOLLI 3(3)3(3)5 11 frames) deformed by random
+position and scheme: ShMOLLI 7, MOLLI 5(3)3 8, MOLLI 3(3)3(3)5 11 frames; the phantom's
+default sequence-level IRW simulation, cmrlib.t1.sequence) deformed by random
 smooth, topology-preserving displacement fields (respiratory drift + jitter + non-rigid,
 severity 0..1; the phantom's motion generator), mean displacement over frames removed.
 The network learns the inverse (sampling) DVFs that undo the deformation.
@@ -19,6 +20,9 @@ TRAIN_SEED_BASE = 10_000  # training sets; validation sets start at TRAIN_SEED_B
 STILL_SEED_BASE = 710_000  # motion-free training sets
 HELDOUT_SEED_BASE = 900_000
 SCHEMES = ("ShMOLLI", "MOLLI 5(3)3", "MOLLI 3(3)3(3)5")
+#: version of the phantom IRW images the sets are drawn from (training caches are keyed by it):
+#: "seq1" = the sequence-level Bloch simulation of cmrlib.t1.sequence (issue #11)
+IRW_SIGNAL_VERSION = "seq1"
 MATRIX = 144  # phantom matrix for training: the compact network's input size (2.5 mm pixels)
 #: Training severities are drawn from U(0, TRAIN_MAX_SEVERITY): wider than the 0..1 evaluation
 #: range, because most phantom motion at severity < 0.5 is sub-pixel at 2.5 mm and gives the
@@ -34,7 +38,7 @@ class MotionSample:
     forward_dvf: np.ndarray  # [n, 2, h, w] frame f shows the motion-free anatomy at x + d_f(x)
     inversion_times_ms: list[float]
     labels: np.ndarray  # [h, w] motion-free label map (1 myocardium)
-    t1_true_ms: np.ndarray  # [h, w] true apparent T1 of each pixel
+    t1_true_ms: np.ndarray  # [h, w] T1 (ms) an ideal fit of the motion-free, noise-free frames reads
     severity: float
     scheme: str
     seed: int
@@ -68,7 +72,7 @@ def make_sample(seed: int, severity: float | None = None, scheme: str | None = N
     inverse = np.stack([invert_displacement(forward[f]) for f in range(n)])
     return MotionSample(frames, clean, inverse.astype(np.float32), forward.astype(np.float32),
                         [float(t) for t in series.image.frame_values("InversionTime")],
-                        series.labels.array[0], series.maps["t1_ms"].array[0], severity, scheme, seed)
+                        series.labels.array[0], series.maps["t1_fit_ms"].array[0], severity, scheme, seed)
 
 
 def heldout_sample(index: int, severity: float, scheme: str | None = None, matrix: int = 192) -> MotionSample:

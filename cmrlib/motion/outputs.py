@@ -143,11 +143,29 @@ def report_section(step: dict[str, Any], study_out: Path) -> ReportSection:
         section.findings.append(Finding(f"{name}: mean myocardial R²", r.get("r2_myocardium_mean"), "",
                                         f"after {method} motion correction" if method != "none" else "no motion correction",
                                         fmt=".3f"))
+        if r.get("heart_rate_bpm") is not None:
+            section.findings.append(Finding(f"{name}: heart rate", r["heart_rate_bpm"], "bpm",
+                                            r.get("rr_source", ""), fmt=".0f"))
+        cond = r.get("conditional_reconstruction")
+        if cond:
+            used = cond.get("pixels_by_samples", {})
+            section.findings.append(Finding(f"{name}: ShMOLLI samples per pixel",
+                                            ", ".join(f"{k}: {v}" for k, v in sorted(used.items())), "",
+                                            "all 7 forced" if cond.get("forced_all_samples") else
+                                            f"conditional reconstruction, R-R {cond.get('rr_ms', 0):.0f} ms"))
+        for m in r.get("scanner_t1_maps", []):
+            if m.get("median_difference_ms") is not None:
+                section.findings.append(Finding(f"{name}: median difference from the scanner map {m['series']!r}",
+                                                m["median_difference_ms"], "ms",
+                                                f"{m['median_difference_percent']:+.1f} % in the {m['region']}, "
+                                                f"{m['pixels']} pixels" + (" (resampled)" if m["resampled"] else ""),
+                                                fmt="+.0f"))
         if r.get("r2_myocardium_mean_before_correction") is not None:
             section.findings.append(Finding(f"{name}: mean myocardial R² before correction",
                                             r["r2_myocardium_mean_before_correction"], "", fmt=".3f"))
         for fig in r.get("figures", []):  # r["out"] is relative to the study's output root
             caption = "T1 map (ms)" if fig == T1_PNG else "R² before / after motion correction"
             section.figures.append(Figure(str(Path(r["out"]) / fig), f"{name}: {caption}"))
+        section.notes.extend(f"{name}: warning: {w}" for w in r.get("warnings", []))
         section.notes.extend(f"{name}: {note}" for note in r.get("notes", []))
     return section

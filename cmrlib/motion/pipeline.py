@@ -20,7 +20,8 @@ from ..errors import InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
 from . import METHODS
-from ..t1.fit import FIT_METHOD, MIN_FRAMES, fit_t1, validate_inversion_times
+from ..t1.fit import FIT_METHOD, MIN_FRAMES, fit_irw, scheme_of, validate_inversion_times
+from ..t1.sequence import recovery_warning
 from .outputs import write_result
 
 MOCONET_MODEL = "moconet-compact"
@@ -43,6 +44,17 @@ class MotionResult:
     r2_before: Image | None = None  # R² of the fit to the uncorrected frames (before / after view)
     r2_myocardium_mean_before: float | None = None
     notes: list[str] = field(default_factory=list)
+    scheme: str = ""  # sampling scheme (classifier subtype / phantom), "" when unknown
+    rr_ms: float | None = None  # R-R interval (ms) of the acquisition
+    rr_source: str = ""  # the DICOM tag it came from, or how it was inferred
+    fit: str = FIT_METHOD  # the T1 fit used (ShMOLLI: conditional reconstruction)
+    conditional: dict | None = None  # ShMOLLI: pixels fitted with 5 / 6 / 7 samples, R-R and thresholds used
+    scanner_maps: list[dict] = field(default_factory=list)  # median difference to the scanner's own T1 map(s)
+    warnings: list[str] = field(default_factory=list)  # e.g. an R-R too short for the scheme's recovery
+
+    @property
+    def heart_rate_bpm(self) -> float | None:
+        return round(60000.0 / self.rr_ms, 1) if self.rr_ms else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,7 +63,10 @@ class MotionResult:
             "r2_myocardium_mean": self.r2_myocardium_mean,
             "r2_myocardium_mean_before_correction": self.r2_myocardium_mean_before,
             "seconds": round(self.seconds, 4),
-            "valid_pixels": int(self.valid.sum()), "fit": FIT_METHOD, "notes": self.notes,
+            "valid_pixels": int(self.valid.sum()), "fit": self.fit, "notes": self.notes,
+            "scheme": self.scheme, "heart_rate_bpm": self.heart_rate_bpm, "rr_ms": self.rr_ms,
+            "rr_source": self.rr_source, "conditional_reconstruction": self.conditional,
+            "scanner_t1_maps": self.scanner_maps, "warnings": self.warnings,
         }
 
 
@@ -89,8 +104,14 @@ def _moconet_correct(frames: np.ndarray, tis: list[float], device: Any) -> tuple
 
 
 def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | None = None,
-                    device: str | None = None, progress: ProgressCallback | None = None) -> MotionResult:
+                    device: str | None = None, progress: ProgressCallback | None = None,
+                    all_samples: bool = False) -> MotionResult:
     """Motion-correct the IRW sequence (per slice) and fit T1 / R² maps.
+
+    ShMOLLI (7 frames) is fitted with conditional reconstruction (5, 6 or 7 samples per pixel
+    by T1 / R-R, :func:`cmrlib.t1.fit.fit_t1_shmolli`; R-R from the heart-rate tags in
+    ``irw.meta['rr_ms']``, else inferred from the TI spacing) unless ``all_samples``; MOLLI
+    schemes with the plain fit of all frames.
 
     ``mask``: optional myocardium mask on the frame grid ``[slice, row, col]`` (or
     ``[row, col]`` for one slice); when given, ``t1_myocardium_ms`` is the median T1 and
@@ -116,6 +137,13 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
     order = np.argsort(tis)
     tis_sorted = [tis[k] for k in order]
     frames_all = frames_all[order]
+    scheme = scheme_of(irw.meta, n)
+    rr_ms = float(irw.meta["rr_ms"]) if irw.meta.get("rr_ms") else None
+    rr_source = str(irw.meta.get("rr_source") or "")
+    fit_kw = dict(rr_ms=rr_ms, rr_source=rr_source, all_samples=all_samples, device=dev)
+    counts: dict[str, int] = {}
+    conditional: dict | None = None
+    fit_text = FIT_METHOD
     t0 = time.perf_counter()
     corrected = np.empty_like(frames_all)
     dvf = np.zeros((n, n_slices, 2, *frames_all.shape[2:]), np.float32)
@@ -134,10 +162,15 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
             corrected[:, s], dvf[:, s] = register_irw_classical(frames, tis_sorted)
         else:
             corrected[:, s] = frames
-        fit = fit_t1(corrected[:, s], tis_sorted, device=dev)
+        fit = fit_irw(corrected[:, s], tis_sorted, scheme, **fit_kw)
         t1[s], r2[s], valid[s] = fit.t1, fit.r2, fit.valid
+        fit_text = fit.method
+        if fit.conditional:
+            conditional = dict(fit.conditional)
+            for k, v in fit.conditional["pixels_by_samples"].items():
+                counts[k] = counts.get(k, 0) + v
         if method != "none":  # the same fit before correction: the R² before / after view
-            before = fit_t1(frames, tis_sorted, device=dev)
+            before = fit_irw(frames, tis_sorted, scheme, **fit_kw)
             r2_before[s], valid_before[s] = before.r2, before.valid
     report(progress, f"motion ({method})", n_slices, n_slices, "done")
     seconds = time.perf_counter() - t0
@@ -152,6 +185,7 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
     r2_img = Image(r2, irw.spacing, irw.origin, irw.direction, False, dict(map_meta, kind="r2map", motion_correction=method))
     result = MotionResult(method, corrected_img, t1_img, r2_img, valid,
                           dvf[:, 0] if n_slices == 1 else dvf, tis_sorted, seconds)
+    _heart_rate_and_scheme(result, irw, scheme, rr_ms, rr_source, conditional, counts, fit_text, method)
     if method != "none":
         result.r2_before = Image(r2_before, irw.spacing, irw.origin, irw.direction, False,
                                  dict(map_meta, kind="r2map", motion_correction="none"))
@@ -169,6 +203,32 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
         result.notes.append(f"MOCOnet: {PHANTOM_NOTICE}")
     result.notes.extend(unreadable_notes(irw))
     return result
+
+
+def _heart_rate_and_scheme(result: MotionResult, irw: Image, scheme: str, rr_ms: float | None, rr_source: str,
+                           conditional: dict | None, counts: dict[str, int], fit_text: str, method: str) -> None:
+    """Scheme, heart rate, conditional-reconstruction reasons and warnings into ``result``."""
+    result.scheme, result.fit = scheme, fit_text
+    if conditional is not None:
+        conditional["pixels_by_samples"] = counts
+        result.conditional = conditional
+        if rr_ms is None:  # inferred by the fit from the TI spacing: say which R-R was assumed
+            rr_ms, rr_source = conditional["rr_ms"], conditional["rr_source"]
+            result.notes.append(f"no heart-rate tags (NominalInterval / HeartRate / TriggerTime): {rr_source}")
+        used = ", ".join(f"{k} samples: {v}" for k, v in sorted(counts.items()))
+        result.notes.append(("ShMOLLI fitted with all 7 samples (forced); long T1 reads low" if
+                             conditional.get("forced_all_samples") else
+                             "ShMOLLI conditional reconstruction") + f" (pixels with {used})")
+    elif rr_ms is None:
+        result.notes.append("heart rate not recorded (no NominalInterval / HeartRate / TriggerTime tags)")
+    result.rr_ms, result.rr_source = (round(float(rr_ms), 1) if rr_ms else None), rr_source
+    if scheme and rr_ms:
+        warning = recovery_warning(scheme, float(rr_ms))
+        if warning:
+            result.warnings.append(warning)
+    if "vendor MOCO" in str(irw.meta.get("subtype", "")) and method != "none":
+        result.warnings.append("this series is already motion-corrected by the scanner (MOCO): "
+                               "--method none is recommended")
 
 
 def unreadable_notes(image: Image) -> list[str]:
@@ -207,13 +267,16 @@ def irw_series(scan, number: int | None = None) -> list:
 def process_input(source: Path, out: Path, method: str, *, mask_path: str | None = None, mask_label: int = 1,
                   series_number: int | None = None, device: str | None = None,
                   progress: ProgressCallback | None = None, scan=None,
-                  masks: dict[str, Image] | None = None) -> list[dict[str, Any]]:
+                  masks: dict[str, Image] | None = None, all_samples: bool = False) -> list[dict[str, Any]]:
     """Every selected IRW series of ``source`` (DICOM folder, study folder or IRW sequence file):
     results into ``out`` (a sub-folder per series when several); returns the result dicts.
 
     ``masks``: myocardium label images by SeriesInstanceUID handed by an earlier `cmr run`
     step; otherwise ``mask_path``, else the phantom's ground-truth labels when ``source`` is a
-    phantom study. Every input is loaded and checked before anything is written.
+    phantom study. Every input is loaded and checked before anything is written. When the
+    study holds the scanner's own T1 map of a series' slice, ``result.json`` reports the median
+    difference of our map from it (:mod:`cmrlib.motion.scanner_map`). ``all_samples``: fit
+    ShMOLLI with all 7 samples instead of conditional reconstruction.
     """
     from ..io import load_mask, load_series, read_image, scan_folder
     from ..io.files import SUFFIXES
@@ -239,10 +302,20 @@ def process_input(source: Path, out: Path, method: str, *, mask_path: str | None
             mask = load_mask_image(masks[series.series_uid], image)
         else:
             mask = None
-        prepared.append((name, image, mask, mask_file, series))
+        scanner = []
+        if scan is not None and series is not None:
+            from .scanner_map import scanner_maps_for
+            scanner = scanner_maps_for(scan, image, series)
+        prepared.append((name, image, mask, mask_file, series, scanner))
     results = []
-    for name, image, mask, mask_file, series in prepared:
-        result = correct_and_map(image, method, mask=mask, device=device, progress=progress)
+    for name, image, mask, mask_file, series, scanner in prepared:
+        result = correct_and_map(image, method, mask=mask, device=device, progress=progress, all_samples=all_samples)
+        if scanner:
+            from .scanner_map import compare_with_scanner_map
+            for map_series, map_image in scanner:
+                info = compare_with_scanner_map(result.t1, result.valid, map_image, mask=mask, series=map_series)
+                result.scanner_maps.append(info)
+                result.notes.extend(f"scanner map {info['series']!r}: {n}" for n in info["notes"])
         target = out if series is None else _series_folder(out, series, len(prepared))
         summary = write_result(result, target)
         summary.update(series=name, out=str(target),

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..progress import report
-from .data import MATRIX, STILL_SEED_BASE, TRAIN_MAX_SEVERITY, TRAIN_SEED_BASE, make_sample
+from .data import IRW_SIGNAL_VERSION, MATRIX, STILL_SEED_BASE, TRAIN_MAX_SEVERITY, TRAIN_SEED_BASE, make_sample
 from .moconet import MOCOnetConfig, moconet_from_config
 
 SCALE_WEIGHTS = (0.08, 0.02, 0.01, 0.005)  # coarse → fine
@@ -61,7 +61,8 @@ def _dataset(cache: Path, seeds: range, slots: int, size: int, tag: str, progres
 
     ``severity`` None: random per set (:func:`make_sample`); 0: motion-free sets."""
     cache.mkdir(parents=True, exist_ok=True)
-    base = cache / f"{tag}_{seeds.start}_{len(seeds)}_{size}_{slots}"
+    # the phantom's IRW signal model is part of the key: sets cached from another model are not reused
+    base = cache / f"{tag}_{seeds.start}_{len(seeds)}_{size}_{slots}_{IRW_SIGNAL_VERSION}"
     names = [Path(f"{base}_{k}.npy") for k in ("frames", "dvf", "n")]
     if all(p.exists() for p in names):
         return (np.load(names[0], mmap_mode="r"), np.load(names[1], mmap_mode="r"), np.load(names[2]))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .generate import Phantom
-from .params import ARTEFACTS, IRW_SCHEMES, PhantomOptions, TERRITORIES, sample_subject, subject_seeds
+from .params import ARTEFACTS, IRW_MODELS, IRW_SCHEMES, PhantomOptions, TERRITORIES, sample_subject, subject_seeds
 
 
 def _artefact(text: str) -> tuple[str, float]:
@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slices", type=int, default=None, help="SAX slices (default to cover base to apex, 8-14)")
     parser.add_argument("--thickness", type=float, default=None, help="slice thickness mm, no gap (default random 6-10 + gap)")
     parser.add_argument("--scheme", choices=IRW_SCHEMES, default=None, help="native IRW scheme (default random)")
+    parser.add_argument("--irw-model", choices=IRW_MODELS, default="sequence",
+                        help="IRW signal model: sequence-level Bloch simulation (default) or the ideal "
+                             "full-recovery Look-Locker formula")
+    parser.add_argument("--rr-sd", type=float, default=0.0, metavar="MS",
+                        help="beat-to-beat R-R variability (SD, ms) during IRW breath-holds (default 0)")
     parser.add_argument("--af", action="store_true", default=None, help="atrial fibrillation substrate (enlarged fibrotic LA)")
     parser.add_argument("--no-la", action="store_true", help="skip the left-atrial 3D LGE volume")
     parser.add_argument("--la-matrix", type=int, default=160, help="in-plane matrix of the LA 3D LGE (1.25 mm pixels, default 160)")
@@ -81,9 +86,9 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["cmr", "phantom", "--out", str(args.out), "--seed", str(args.seed)]
     flags = {"subjects": 1, "field": None, "scar": None, "phenotype": None, "stress_territory": None, "motion": None,
              "snr": None, "matrix": 256, "pixel": None, "phases": None, "slices": None, "thickness": None,
-             "scheme": None, "la_matrix": 160, "zip": None}
+             "scheme": None, "la_matrix": 160, "zip": None, "irw_model": "sequence", "rr_sd": 0.0}
     for key, default in flags.items():
-        value = getattr(args, key)
+        value = getattr(args, key, default)
         if value != default:
             text = f"{value:g}" if isinstance(value, float) else str(value)
             parts += [f"--{key.replace('_', '-')}", f"'{text}'" if " " in text else text]
@@ -102,7 +107,8 @@ def options_from_args(args: argparse.Namespace) -> PhantomOptions:
         stress_territory=args.stress_territory, motion=args.motion, snr=args.snr,
         artefacts=dict(args.artefact), clean=args.clean, matrix=args.matrix, pixel_mm=args.pixel,
         n_phases=args.phases, n_slices=args.slices, slice_thickness_mm=args.thickness, scheme=args.scheme,
-        la=not args.no_la, la_matrix=args.la_matrix, af=args.af)
+        la=not args.no_la, la_matrix=args.la_matrix, af=args.af,
+        irw_model=getattr(args, "irw_model", "sequence"), rr_sd_ms=getattr(args, "rr_sd", 0.0))
     opt.validate()
     return opt
 

@@ -32,6 +32,18 @@ PHANTOM_VERSION = "1.0"
 POSITIONS = ("basal", "mid", "apical")
 CONDITIONS = ("native", "stress", "post")
 MYO_CODES = (T.MYOCARDIUM, T.SCAR, T.PAPILLARY, T.RV_MYOCARDIUM, T.LA_WALL, T.LA_FIBROSIS)
+def _irw_reference_signal() -> float:
+    """Simulated signal (M0 = 1) of a myocardium-like tissue (T1 1000 ms, T2 45 ms) at the last
+    image of MOLLI 5(3)3, 60 bpm: scales the sequence-model IRW images to the ideal model's range."""
+    global _IRW_REF
+    if _IRW_REF is None:
+        from ..t1.sequence import simulate_irw
+        sim = simulate_irw([1000.0], [45.0], "MOLLI 5(3)3", 1000.0)
+        _IRW_REF = float(sim.signal[sim.order][-1, 0])
+    return _IRW_REF
+
+
+_IRW_REF: float | None = None
 _SCALE = {"cine": 2400.0, "irw": 450.0, "lge": 1500.0, "la": 1500.0, "vne": 1500.0}
 
 
@@ -340,26 +352,36 @@ class Phantom:
         tissue, aha = r["tissue"], r["aha"]
         labels = TISSUE_TO_LABEL[tissue]
         t1_tissue = self.t1_true(tissue, aha, condition)
-        t1_app = t1_tissue * (s.shmolli_factor if scheme == "ShMOLLI" else 1.0)
-        # Look-Locker amplitudes: A follows PD and the bSSFP readout; B/A per tissue
-        ro = seq.bssfp(np.ones(len(T), F32), self.ts.t1, self.ts.t2, 35.0, 2.6)
-        ro_rel = np.sqrt(ro / ro[T.MYOCARDIUM])
-        ba_t = np.full(len(T), s.ba_ratio, F32)
-        ba_t[list(BLOOD_CODES)] += 0.04
-        ba_t[[T.FAT, T.MARROW]] -= 0.12
         coil = self._coil(r["points"]).reshape(tissue.shape)
-        a = self.ts.pd[tissue] * (1.0 + 0.04 * r["texture"]) * ro_rel[tissue] * coil * _SCALE["irw"] * s.gain
-        ba = ba_t[tissue]
         sev_band = self._severity("banding")
+        band = np.zeros(tissue.shape, F32)
         if sev_band > 0:  # off-resonant bSSFP readout: lower signal and inversion efficiency
             off = art.offresonance_hz(r["points"], self.pivot, self._hotspot(), sev_band, 2.6,
                                       stable_seed(s.seed, "b0")).reshape(tissue.shape)
-            b = seq.band_proximity(off, 2.6 * 1.15)
-            a = a * (1.0 - 0.8 * b)
-            ba = 1.0 + (ba - 1.0) * (1.0 - 0.3 * b)
-        ti = np.array([x.ti_ms for x in samples])
-        order = np.argsort(ti, kind="stable")
-        frames = seq.look_locker(ti[order], a.astype(F32), ba.astype(F32), t1_app)
+            band = seq.band_proximity(off, 2.6 * 1.15).astype(F32)
+        physics: dict[str, Any] = {"irw_model": s.irw_model}
+        if s.irw_model == "ideal":
+            t1_app = t1_tissue * (s.shmolli_factor if scheme == "ShMOLLI" else 1.0)
+            # Look-Locker amplitudes: A follows PD and the bSSFP readout; B/A per tissue
+            ro = seq.bssfp(np.ones(len(T), F32), self.ts.t1, self.ts.t2, 35.0, 2.6)
+            ro_rel = np.sqrt(ro / ro[T.MYOCARDIUM])
+            ba_t = np.full(len(T), s.ba_ratio, F32)
+            ba_t[list(BLOOD_CODES)] += 0.04
+            ba_t[[T.FAT, T.MARROW]] -= 0.12
+            a = self.ts.pd[tissue] * (1.0 + 0.04 * r["texture"]) * ro_rel[tissue] * coil * _SCALE["irw"] * s.gain
+            ba = ba_t[tissue]
+            if sev_band > 0:
+                a = a * (1.0 - 0.8 * band)
+                ba = 1.0 + (ba - 1.0) * (1.0 - 0.3 * band)
+            ti = np.array([x.ti_ms for x in samples])
+            order = np.argsort(ti, kind="stable")
+            frames = seq.look_locker(ti[order], a.astype(F32), ba.astype(F32), t1_app)
+            t1_fit = t1_app
+            t1_cond = None
+        else:
+            frames, ti, order, t1_fit, t1_cond, physics, t1_app = self._irw_sequence(
+                scheme, tissue, t1_tissue, band, rr, ti0, rng, r["texture"], coil, name)
+            samples = [seq.IRWSample(float(t), x.inversion, x.heartbeat) for t, x in zip(ti, samples)]
         # respiratory / non-rigid motion between frames (object moves, then it is imaged)
         sev_m = self._severity("motion") if motion_severity is None else float(motion_severity)
         centre = grid.to_pixel(self.pivot, 0)
@@ -379,6 +401,7 @@ class Phantom:
         sigma = self._sigma(ref, s.snr["irw"])
         frames = art.rician(frames, sigma, rng)
         trig = round(self.t_mid * rr, 2)
+        rr_mean = float(np.mean(physics["rr_per_beat_ms"])) if "rr_per_beat_ms" in physics else rr
         start = 10 * 3600.0 + {"native": 0.0, "post": 1800.0, "stress": 900.0}[condition] + POSITIONS.index(position) * 30.0
         frame_meta = []
         for f in order:
@@ -392,7 +415,7 @@ class Phantom:
             "heart_rate_bpm": 60000.0 / rr, "trigger_time_ms": trig,
             "frames": [{"frame": i, "inversion_time_ms": round(samples[f].ti_ms, 3), "inversion": samples[f].inversion,
                         "heartbeat": samples[f].heartbeat, "acquisition_index": int(f)} for i, f in enumerate(order)],
-            "t1_scale_vs_molli": s.shmolli_factor if scheme == "ShMOLLI" else 1.0,
+            "t1_scale_vs_molli": (s.shmolli_factor if scheme == "ShMOLLI" else 1.0) if s.irw_model == "ideal" else None,
             "noise_sigma": sigma, "snr_myocardium": s.snr["irw"], "acquired_pixel_mm": 2.0,
             "motion": motion_info, "misregistration": motion.to_dict() if motion else None,
             "artefacts": {**self._artefact_record(("banding", "ghosting", "blur"), s.snr["irw"]),
@@ -400,18 +423,75 @@ class Phantom:
                           "misregistration": round(self._severity("misregistration"), 4) if motion else 0.0},
             "ghosting": ghost_info,
             "tissue_t1_ms": self._tissue_t1_table(tissue, t1_app),
+            # what an ideal fit of noise-free, motion-free frames reads (all samples), and for
+            # ShMOLLI with conditional reconstruction: the sequence's own bias, not the tissue T1
+            "fit_t1_ms": self._tissue_t1_table(tissue, t1_fit),
+            "reference_t1_ms": self._tissue_t1_table(tissue, t1_tissue),
+            **({"conditional_fit_t1_ms": self._tissue_t1_table(tissue, t1_cond)} if t1_cond is not None else {}),
+            "sequence": physics,
             "slice": self._slice_truth(grid, 0, self.t_mid, motion, labels, aha),
         }
         labels_img = self._image(labels, grid, sequence=False, meta={"labels": LABELS})
         maps = {"t1_ms": self._image(t1_app, grid, sequence=False, meta={"units": "ms"}),
+                "t1_fit_ms": self._image(t1_fit.astype(F32), grid, sequence=False, meta={"units": "ms"}),
+                "t1_reference_ms": self._image(t1_tissue.astype(F32), grid, sequence=False, meta={"units": "ms"}),
                 "tissue": self._image(tissue, grid, sequence=False, meta={"tissues": tissue_names()})}
         return Series(name, "irw", desc,
                       self._image(frames, grid, sequence=True, meta=meta, frame_meta=frame_meta),
                       labels_img, self._image(aha, grid, sequence=False, meta={}), maps, gt,
                       image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
                       dicom={**self._base_dicom(2.6, 1.1, 35.0), "ScanningSequence": "IR\\GR",
-                             "SequenceVariant": "SS\\SP", "SliceThickness": 8.0},
+                             "SequenceVariant": "SS\\SP", "SliceThickness": 8.0,
+                             # this breath-hold's heart rate (stress sets beat faster than the subject at rest);
+                             # NominalInterval is an IS (whole ms)
+                             "HeartRate": int(round(60000.0 / rr_mean)), "NominalInterval": int(round(rr_mean))},
                       series_number=_series_number(name), displacement=disp)
+
+    def _irw_sequence(self, scheme: str, tissue: np.ndarray, t1: np.ndarray, band: np.ndarray, rr: float,
+                      ti0: float, rng: np.random.Generator, texture: np.ndarray, coil: np.ndarray, name: str):
+        """IRW frames from the sequence-level Bloch simulation (cmrlib.t1.sequence), one simulation
+        per distinct (T1, T2, off-resonance level) of the slice; with the ideal fits' readings."""
+        from ..t1.fit import fit_t1, fit_t1_shmolli
+        from ..t1.sequence import (DEFAULT_READOUT, REFERENCE_RR_MS, REFERENCE_SCHEME, beat_intervals, simulate_irw,
+                                   tissue_t1_for_reading)
+        s = self.s
+        t2 = self.ts.t2[tissue]
+        band_q = np.round(band * 8.0) / 8.0  # 9 off-resonance levels
+        keys = np.stack([np.round(t1.astype(np.float64), 2), t2.astype(np.float64), band_q.astype(np.float64)], -1)
+        uniq, inv = np.unique(keys.reshape(-1, 3), axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        # the tissue tables are MOLLI-type readings: simulate the tissue T1 that reads them
+        pairs, pinv = np.unique(uniq[:, :2], axis=0, return_inverse=True)
+        t1_tissue_u = tissue_t1_for_reading(pairs[:, 0], pairs[:, 1])[pinv.reshape(-1)]
+        eta = DEFAULT_READOUT.inversion_efficiency * (1.0 - 0.3 * uniq[:, 2])
+        beats = beat_intervals(scheme, rr, s.rr_sd_ms, stable_seed(s.seed, name, "rr"))
+        sim = simulate_irw(t1_tissue_u, uniq[:, 1], scheme, beats, ti0_ms=ti0, inversion_efficiency=eta)
+        order = sim.order
+        sig = sim.signal[order]  # [frames, combos] sorted by TI
+        tis = sim.ti_ms[order]
+        fit = fit_t1(sig[:, None, :], tis.tolist(), mask=np.ones((1, len(uniq)), bool))
+        t1_fit = fit.t1[0][inv].reshape(tissue.shape)
+        t1_cond = None
+        cond_info = None
+        if scheme == "ShMOLLI":
+            cf = fit_t1_shmolli(sig[:, None, :], tis.tolist(), float(np.mean(beats)),
+                                inversion=sim.inversion[order].tolist(), mask=np.ones((1, len(uniq)), bool))
+            t1_cond = cf.t1[0][inv].reshape(tissue.shape)
+        a = (self.ts.pd[tissue] * (1.0 + 0.04 * texture) * coil * _SCALE["irw"] * s.gain
+             * (1.0 - 0.8 * band) / _irw_reference_signal())
+        frames = (a[None] * sig[:, inv].reshape((len(tis),) + tissue.shape)).astype(F32)
+        t1_tissue = t1_tissue_u[inv].reshape(tissue.shape)
+        physics = {"irw_model": "sequence", "model": "Bloch simulation of the breath-hold (cmrlib.t1.sequence)",
+                   "tissue_t1": (f"tissue T1 chosen so that {REFERENCE_SCHEME} at {60000 / REFERENCE_RR_MS:.0f} bpm "
+                                 "reads the tissue table's (MOLLI-type) value; reference_t1_ms lists those"),
+                   "readout": DEFAULT_READOUT.to_dict(), "trigger_delay_ms": sim.trigger_delay_ms,
+                   "rr_per_beat_ms": [round(float(x), 2) for x in beats], "rr_sd_ms": s.rr_sd_ms,
+                   "heart_rate_bpm": round(60000.0 / float(np.mean(beats)), 2),
+                   "ideal_fit": "three-parameter fit of all noise-free samples (cmrlib.t1.fit.fit_t1)"}
+        if cond_info is not None:
+            physics["conditional"] = cond_info
+        return (frames, sim.ti_ms, order, t1_fit.astype(F32), None if t1_cond is None else t1_cond.astype(F32),
+                physics, t1_tissue.astype(F32))
 
     def _tissue_t1_table(self, tissue: np.ndarray, t1: np.ndarray) -> dict[str, float]:
         """Median T1 (ms) per tissue present in the slice (truth.json)."""
@@ -427,9 +507,12 @@ class Phantom:
         frames = irw.image.frames()[:, 0]
         sigma = float(irw.truth["noise_sigma"])
         thr = 4.0 * sigma if sigma > 0 else 0.02 * float(frames.max())
-        from ..t1.fit import fit_t1  # lazy: torch is not needed to draw images
-        fit = fit_t1(frames, ti.tolist(), mask=frames.max(axis=0) > thr, iterations=4,
-                     t1_star_grid_ms=(20.0, 5000.0, 40))  # a scanner-like inline fit, kept fast
+        from ..t1.fit import fit_t1, fit_t1_shmolli  # lazy: torch is not needed to draw images
+        kw = dict(mask=frames.max(axis=0) > thr, iterations=4, t1_star_grid_ms=(20.0, 5000.0, 40))
+        if irw.image.meta.get("scheme") == "ShMOLLI":  # the scanner's ShMOLLI map: conditional reconstruction
+            fit = fit_t1_shmolli(frames, ti.tolist(), float(irw.truth["rr_ms"]), **kw)
+        else:
+            fit = fit_t1(frames, ti.tolist(), **kw)  # a scanner-like inline fit, kept fast
         t1 = np.clip(fit.t1, 0.0, 4095.0)
         name = irw.name.replace("irw_", "t1map_")
         desc = f"{irw.description} T1 map"
@@ -438,7 +521,10 @@ class Phantom:
         grid_img = irw.labels
         img = Image(t1[None], grid_img.spacing, grid_img.origin, grid_img.direction, False, meta, [])
         truth = {k: v for k, v in irw.truth.items() if k not in ("frames",)}
-        truth["fit"] = "scanner inline fit of |A - B exp(-TI/T1*)|, T1 = T1*(B/A - 1); background below 4 sigma = 0"
+        truth["fit"] = ("scanner inline fit of |A - B exp(-TI/T1*)|, T1 = T1*(B/A - 1); background below 4 sigma = 0"
+                        + ("; ShMOLLI conditional reconstruction (5/6/7 samples by T1 / RR)" if fit.n_samples is not None else ""))
+        if fit.n_samples is not None:
+            truth["conditional_samples"] = fit.conditional["pixels_by_samples"]
         maps = dict(irw.maps)
         maps["r2"] = Image(fit.r2[None], grid_img.spacing, grid_img.origin, grid_img.direction, False, {}, [])
         return Series(name, "t1map", desc, img, irw.labels, irw.aha, maps, truth,

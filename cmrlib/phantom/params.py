@@ -38,6 +38,10 @@ NATIVE_T1_RANGES: dict[float, dict[T, tuple[float, float]]] = {
           T.FAT: (350, 400), T.MUSCLE: (1300, 1450)},
 }
 IRW_SCHEMES = ("ShMOLLI", "MOLLI 5(3)3", "MOLLI 3(3)3(3)5", "MOLLI 4(1)3(1)2")
+#: IRW signal models: "sequence" = Bloch simulation of the whole breath-hold (cmrlib.t1.sequence:
+#: bSSFP readouts, inversion efficiency, real recovery between inversions); "ideal" = the
+#: Look-Locker formula with full recovery before every inversion (what a plain fit reads exactly)
+IRW_MODELS = ("sequence", "ideal")
 
 #: artefact names and what severity 1 means (0 = none).
 ARTEFACTS: dict[str, str] = {
@@ -82,6 +86,8 @@ class PhantomOptions:
     af: atrial fibrillation substrate (enlarged, fibrotic LA). psf: apply the acquisition
     point-spread function (acquired resolution coarser than the reconstructed pixels and
     the reconstruction filter); False renders ideal, partial-volume-free images (tests).
+    irw_model: IRW signal model (:data:`IRW_MODELS`; default the sequence-level simulation).
+    rr_sd_ms: beat-to-beat R-R variability (SD, ms) during the IRW breath-holds (default 0).
     """
 
     field_t: float | None = None
@@ -104,6 +110,8 @@ class PhantomOptions:
     la_matrix: int = 160
     af: bool | None = None
     psf: bool = True
+    irw_model: str = "sequence"
+    rr_sd_ms: float = 0.0
 
     def validate(self) -> None:
         """Raise InputError for values outside what the phantom can make."""
@@ -117,6 +125,10 @@ class PhantomOptions:
             raise InputError(f"stress territory must be LAD, LCx, RCA or none; got {self.stress_territory!r}")
         if self.scheme is not None and self.scheme not in IRW_SCHEMES:
             raise InputError(f"IRW scheme must be one of {', '.join(IRW_SCHEMES)}; got {self.scheme!r}")
+        if self.irw_model not in IRW_MODELS:
+            raise InputError(f"IRW signal model must be one of {', '.join(IRW_MODELS)}; got {self.irw_model!r}")
+        if not 0.0 <= self.rr_sd_ms <= 200.0:
+            raise InputError(f"beat-to-beat R-R variability must be 0..200 ms; got {self.rr_sd_ms}")
         for name, sev in self.artefacts.items():
             if name not in ARTEFACTS:
                 raise InputError(f"unknown artefact {name!r}; known: {', '.join(ARTEFACTS)}")
@@ -241,6 +253,8 @@ class SubjectParams:
     lge_ti_bias: float  # the operator's intended offset (no nulling artefact), slightly short
     gain: float  # receiver gain (arbitrary)
     psf: bool = True  # acquisition point-spread function on/off
+    irw_model: str = "sequence"  # IRW signal model (IRW_MODELS)
+    rr_sd_ms: float = 0.0  # beat-to-beat R-R variability (SD, ms) of the IRW breath-holds
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -519,5 +533,5 @@ def sample_subject(seed: int, options: PhantomOptions | None = None) -> SubjectP
         n_phases=int(opt.n_phases or rng.integers(20, 31)), matrix=matrix, pixel_mm=pixel,
         scheme=opt.scheme or str(rng.choice(["ShMOLLI", "MOLLI 5(3)3", "MOLLI 3(3)3(3)5"], p=[0.5, 0.35, 0.15])),
         snr=snr, artefacts=artefacts, misregistration=mis, lge_ti_error=float(ti_error), lge_ti_bias=ti_bias,
-        gain=float(u(0.8, 1.25)), psf=bool(opt.psf),
+        gain=float(u(0.8, 1.25)), psf=bool(opt.psf), irw_model=opt.irw_model, rr_sd_ms=float(opt.rr_sd_ms),
     )

@@ -2,9 +2,10 @@
 
 * bSSFP cine: steady-state balanced SSFP with off-resonance (elliptical signal model of
   Xiang & Hoff 2014, RF phase cycling 180°), TE = TR/2.
-* MOLLI / ShMOLLI inversion-recovery-weighted (IRW) frames: the Look-Locker-modified
-  recovery ``S(TI) = |A - B exp(-TI/T1*)|`` with ``T1* = T1 / (B/A - 1)``; inversion
-  times of each sampling scheme in acquisition order.
+* MOLLI / ShMOLLI inversion-recovery-weighted (IRW) frames: by default the sequence-level
+  Bloch simulation of :mod:`cmrlib.t1.sequence`; the idealised Look-Locker-modified
+  recovery ``S(TI) = |A - B exp(-TI/T1*)|`` with ``T1* = T1 / (B/A - 1)`` (:func:`look_locker`,
+  full recovery before every inversion) stays available as ``irw_model="ideal"``.
 * LGE: inversion-recovery gradient echo, ``Mz(TI) = 1 - 2 exp(-TI/T1) + exp(-Trep/T1)``
   (inversion every ``Trep``), signed for PSIR and magnitude otherwise; the null TI of a
   tissue is ``T1 ln(2 / (1 + exp(-Trep/T1)))``.
@@ -68,39 +69,9 @@ def band_proximity(off_resonance_hz: np.ndarray, tr_ms: float) -> np.ndarray:
 
 
 # ---- MOLLI / ShMOLLI ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class IRWSample:
-    """One IRW image of a scheme: inversion time (ms), inversion index, heartbeat index."""
-
-    ti_ms: float
-    inversion: int
-    heartbeat: int
-
-
-#: images per inversion and recovery heartbeats after each inversion block
-SCHEMES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "ShMOLLI": ((5, 1, 1), (1, 1)),
-    "MOLLI 5(3)3": ((5, 3), (3,)),
-    "MOLLI 3(3)3(3)5": ((3, 3, 5), (3, 3)),
-    "MOLLI 4(1)3(1)2": ((4, 3, 2), (1, 1)),
-}
-
-
-def irw_samples(scheme: str, ti0_ms: float, rr_ms: float, ti_step_ms: float = 80.0) -> list[IRWSample]:
-    """Inversion times of a MOLLI-family scheme in acquisition order.
-
-    Inversion ``j`` (0-based) samples ``TI0 + j*ti_step + k*RR`` (k = 0..n_j-1); the
-    recovery heartbeats between inversion blocks are skipped in the heartbeat count.
-    """
-    counts, recovery = SCHEMES[scheme]
-    out, beat = [], 0
-    for j, n in enumerate(counts):
-        for k in range(n):
-            out.append(IRWSample(ti0_ms + j * ti_step_ms + k * rr_ms, j, beat))
-            beat += 1
-        if j < len(recovery):
-            beat += recovery[j]
-    return out
+# The MOLLI-family schemes and their nominal inversion times have one home, cmrlib.t1.sequence
+# (with the sequence-level Bloch simulation the phantom's IRW images use by default).
+from ..t1.sequence import SCHEMES, IRWSample, irw_samples  # noqa: E402,F401  (re-exported)
 
 
 def look_locker(ti_ms: np.ndarray, a: np.ndarray, ba: np.ndarray, t1: np.ndarray) -> np.ndarray:
