@@ -51,3 +51,17 @@ def test_plane_matching():
     tilted = Image(np.zeros((1, 4, 4), np.float32), (1.5, 1.5, 8.0), (0, 0, 0),
                    np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0.0]]), False, {}, [])
     assert not same_plane(a, tilted)
+
+
+def test_a_stress_map_of_the_same_slice_is_not_paired_with_the_rest_series():
+    from types import SimpleNamespace
+
+    from cmrlib.motion.scanner_map import paired_maps
+    rest = SimpleNamespace(description="MOLLI 5(3)3 native MID", series_number=12)
+    maps = [(SimpleNamespace(description="MOLLI 5(3)3 native MID T1 map", series_number=13), "rest map"),
+            (SimpleNamespace(description="MOLLI 5(3)3 stress MID T1 map", series_number=23), "stress map")]
+    assert [m for _, m in paired_maps(rest, maps)] == ["rest map"]
+    unnamed = [(SimpleNamespace(description="T1 Map", series_number=13), "next"),
+               (SimpleNamespace(description="T1 Map", series_number=23), "later")]
+    assert [m for _, m in paired_maps(rest, unnamed)] == ["next"]
+    assert paired_maps(None, maps) == maps

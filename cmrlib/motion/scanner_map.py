@@ -43,7 +43,33 @@ def scanner_maps_for(scan, irw_image: Image, irw_series=None) -> list[tuple[Any,
             continue
         if same_plane(irw_image, img):
             out.append((s, img))
-    return out
+    return paired_maps(irw_series, out)
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in (text or "").lower() if ch.isalnum())
+
+
+def paired_maps(irw_series, candidates: list[tuple[Any, Image]]) -> list[tuple[Any, Image]]:
+    """The scanner map(s) made from this IRW series among same-plane ``candidates``.
+
+    A stress and a rest acquisition of the same slice share the plane but not the map: the
+    scanner names its map after the IRW series ("ShMOLLI_192i" → "ShMOLLI_192i_T1MAP"), so a
+    map whose description starts with the IRW description is taken; otherwise the map
+    numbered next after the IRW series (vendors number the map from it); otherwise all.
+    """
+    if irw_series is None or len(candidates) <= 1:
+        return candidates
+    own = _norm(getattr(irw_series, "description", ""))
+    named = [c for c in candidates if own and _norm(c[0].description).startswith(own)]
+    if named:
+        return named
+    number = getattr(irw_series, "series_number", None)
+    after = [c for c in candidates if number is not None and (c[0].series_number or -1) > number]
+    if after:
+        nearest = min(c[0].series_number for c in after)
+        return [c for c in after if c[0].series_number == nearest]
+    return candidates
 
 
 def resample_to(source: Image, grid: Image) -> tuple[np.ndarray, bool]:
