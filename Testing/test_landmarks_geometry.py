@@ -52,10 +52,15 @@ def test_handedness_comes_from_the_dicom_geometry():
     from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
     s = sample_subject(4, PhantomOptions(matrix=48, la=False))
     d = Phantom(s).lge([s.n_slices // 2])[0].image.direction
-    assert not is_mirrored(d) and not is_mirrored(d, s.long_axis)
+    assert not is_mirrored(d)
     flipped = d.copy()
     flipped[:, 0] *= -1  # column direction reversed: a mirrored acquisition
-    assert is_mirrored(flipped) and is_mirrored(flipped, s.long_axis)
+    assert is_mirrored(flipped)
+    from cmrlib.errors import InputError
+    long_axis_plane = np.stack([s.long_axis, d[:, 1] - (d[:, 1] @ s.long_axis) * s.long_axis, d[:, 2]], axis=1)
+    long_axis_plane[:, 1] /= np.linalg.norm(long_axis_plane[:, 1])
+    with pytest.raises(InputError, match="not a short-axis plane"):
+        is_mirrored(long_axis_plane)
 
 
 def test_stage1_grid_centres_the_image_and_resamples_to_the_pixel_size():

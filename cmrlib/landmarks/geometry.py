@@ -24,25 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-#: Base → apex direction of a heart in the usual position, LPS (towards the patient's left,
-#: anterior and inferior); only its sign against the slice normal is used.
-TYPICAL_APEX_DIRECTION_LPS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
-
-
-def is_mirrored(direction: np.ndarray, apex_direction_lps: np.ndarray | None = None) -> bool:
+def is_mirrored(direction: np.ndarray) -> bool:
     """True when the image's (column, row) axes show the heart mirrored relative to the
-    standard short-axis view.
-
-    In the standard view (viewed from the apex) the slice normal column × row points from the
-    apex towards the base; a mirrored acquisition's normal points towards the apex.
-    ``direction``: 3×3 LPS (columns: column, row, slice directions). ``apex_direction_lps``:
-    the LV long axis base → apex when known (e.g. from the slice positions), else the usual
-    heart position is assumed.
-    """
-    d = np.asarray(direction, float).reshape(3, 3)
-    normal = np.cross(d[:, 0], d[:, 1])
-    apex = TYPICAL_APEX_DIRECTION_LPS if apex_direction_lps is None else np.asarray(apex_direction_lps, float)
-    return bool(np.dot(normal, apex) > 0)
+    standard short-axis view — decided from the LPS geometry by :func:`cmrlib.aha.display_sign`
+    (the one home of that rule; it raises InputError for a plane that holds the long axis)."""
+    from ..aha import display_sign
+    return display_sign(direction) < 0
 
 
 @dataclass(frozen=True)
