@@ -81,7 +81,8 @@ def test_cmr_landmarks_writes_the_schema_and_segments(tiny_models, tmp_path, mon
         for px, lps in (("lv_centre_px", "lv_centre_lps"), ("rv_insertion_px", "rv_insertion_lps")):
             expect = psir.image.index_to_lps([*s[px], s["index"]])
             np.testing.assert_allclose(s[lps], expect, atol=1e-2)
-        np.testing.assert_allclose(s["lv_centre_px"], truth[s["index"]][1], atol=1e-3)
+        # with a mask the LV centre is the myocardium centroid: the true centre within half a pixel
+        np.testing.assert_allclose(s["lv_centre_px"], truth[s["index"]][1], atol=0.5)
     summary = json.loads((out / "result.json").read_text())
     assert summary["model"]["name"] == "landmarks-compact" and summary["seconds"] >= 0
     # the segments follow the AHA model: the phantom's own AHA map agrees on most of the middle slice

@@ -10,8 +10,9 @@ No landmarks, with a reason, rather than a confident wrong point: a plane that h
 long axis (geometry), an empty slice, a slice whose mask holds no myocardium, and any slice
 whose two stages or test-time flip disagree (confidence under
 :data:`cmrlib.landmarks.infer.MIN_CONFIDENCE`: no LV visible, too apical, not cardiac).
-With a myocardium mask the RV insertion point is moved along the RV entry line to the
-epicardial contour (card), and the AHA segments (:mod:`cmrlib.aha`) and the statistics of
+With a myocardium mask the LV centre becomes the centroid of the slice's myocardium (when
+it is near the network's point), the RV insertion point is moved along the RV entry line to
+the epicardial contour (card), and the AHA segments (:mod:`cmrlib.aha`) and the statistics of
 the image's values per segment follow (T1 maps: myocardial T1 per segment, ms).
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..progress import ProgressCallback, report
 
 MODEL_NAME = "landmarks-compact"
 SERIES_KINDS = ("t1map", "lge_psir", "lge_magnitude")
+MASK_CENTRE_MAX_MM = 15.0  # mask centroid accepted as the LV centre within this of the network's
 MIN_POINT_DISTANCE_MM = 5.0  # closer points give no usable angular reference
 LEVEL_WORDS = re.compile(r"\b(basal|base|mid|apical|apex)\b", re.IGNORECASE)
 
@@ -127,6 +129,17 @@ def _refine_to_epicardium(rv: np.ndarray, lv: np.ndarray, myo: np.ndarray, spaci
     return pts[end]
 
 
+def _mask_centre(lv: np.ndarray, myo: np.ndarray, spacing) -> np.ndarray:
+    """With a mask, the LV centre is the centroid of the slice's myocardium (for a ring, its
+    centre) when that lies within :data:`MASK_CENTRE_MAX_MM` of the network's LV centre (the
+    same ventricle); otherwise the network's point is kept."""
+    rows, cols = np.nonzero(myo)
+    centre = np.array([cols.mean(), rows.mean()])
+    if float(np.hypot(*((centre - lv) * np.asarray(spacing[:2])))) <= MASK_CENTRE_MAX_MM:
+        return centre
+    return lv
+
+
 def _levels(image: Image, myo: np.ndarray, cavity: np.ndarray | None, have: list[bool],
             level: str | None) -> list[str | None]:
     """AHA level per slice: ``level`` for all when given, else thirds of the stack's LV extent
@@ -214,13 +227,14 @@ def detect(image: Image, *, labels: np.ndarray | None = None, mask_source: str |
             s.reason = (f"the predicted points are {apart:.1f} mm apart (an LV centre lies at least a wall and a "
                         "cavity radius from the insertion point): unreliable")
             continue
-        rv = p.rv_px
+        rv, lv = p.rv_px, p.lv_px
         if myo is not None and myo[s.index].any():
-            refined = _refine_to_epicardium(rv, p.lv_px, myo[s.index], spacing)
-            if float(np.hypot(*((refined - p.lv_px) * np.asarray(spacing)))) >= MIN_POINT_DISTANCE_MM:
+            lv = _mask_centre(lv, myo[s.index], spacing)
+            refined = _refine_to_epicardium(rv, lv, myo[s.index], spacing)
+            if float(np.hypot(*((refined - lv) * np.asarray(spacing)))) >= MIN_POINT_DISTANCE_MM:
                 rv = refined
-        s.lv_centre_px, s.rv_insertion_px = [float(v) for v in p.lv_px], [float(v) for v in rv]
-        s.lv_centre_lps = image.index_to_lps([p.lv_px[0], p.lv_px[1], s.index]).tolist()
+        s.lv_centre_px, s.rv_insertion_px = [float(v) for v in lv], [float(v) for v in rv]
+        s.lv_centre_lps = image.index_to_lps([lv[0], lv[1], s.index]).tolist()
         s.rv_insertion_lps = image.index_to_lps([rv[0], rv[1], s.index]).tolist()
     report(progress, "landmarks", len(todo), len(todo), "done")
     result = LandmarkResult(image, slices, entry.name, entry.version, entry.notice, 0.0, stages,
