@@ -294,8 +294,10 @@ def labels_on_grid(labels: Image | str | Path, grid: Image) -> tuple[np.ndarray,
     if lab.is_sequence:
         lab = lab.frame(0)
     target = Image(np.zeros(grid.spatial_shape, np.uint8), grid.spacing, grid.origin, grid.direction)
-    if (lab.spatial_shape == target.spatial_shape and np.allclose(lab.spacing, target.spacing, atol=1e-3)
-            and np.allclose(lab.origin, target.origin, atol=1e-2) and np.allclose(lab.direction, target.direction, atol=1e-4)):
+    axes = 2 if grid.spatial_shape[0] == 1 else 3  # one slice: its slice axis does not matter
+    if (lab.spatial_shape == target.spatial_shape and np.allclose(lab.spacing[:axes], target.spacing[:axes], atol=1e-3)
+            and np.allclose(lab.origin, target.origin, atol=1e-2)
+            and np.allclose(lab.direction[:, :axes], target.direction[:, :axes], atol=1e-4)):
         # the same grid up to DICOM's decimal rounding of positions and orientations
         return np.asarray(lab.array).reshape(grid.spatial_shape), None
     res = sitk.Resample(to_sitk(lab.with_array(np.asarray(lab.array).astype(np.int16))), to_sitk(target),
@@ -303,7 +305,8 @@ def labels_on_grid(labels: Image | str | Path, grid: Image) -> tuple[np.ndarray,
     out = sitk.GetArrayFromImage(res).reshape(grid.spatial_shape)
     if not out.any():
         raise InputError("the mask does not overlap the image (another grid, no common voxel)")
-    return out, "the mask was on another grid: resampled (nearest neighbour) onto the image"
+    return out, ("the mask was on another grid (slice order, orientation or size differ): resampled "
+                 "(nearest neighbour) onto the image")
 
 
 def _series_folder(out: Path, name: str, number: int | None, n_series: int) -> Path:
