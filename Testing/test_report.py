@@ -72,7 +72,7 @@ def test_numbers_on_the_page_are_the_results(demo):
     run = json.loads((demo / "run.json").read_text())
     series = run["steps"]["motion"]["result"]["series"]
     assert len(series) == 6
-    shown = [(cell["data-step"], text) for cell, text in page.values]
+    shown = [(cell["data-step"], text) for cell, text in page.values if cell["data-step"] == "motion"]
     expected = []
     for r in series:
         expected.append(("motion", f"{r['t1_myocardium_ms']:.0f}"))
@@ -94,12 +94,24 @@ def test_numbers_on_the_page_are_the_results(demo):
     for r in series:
         on_disk = json.loads((demo / r["out"] / "result.json").read_text())
         assert on_disk["t1_myocardium_ms"] == r["t1_myocardium_ms"]
+    # the landmarks step's numbers are its results too: slices with landmarks, T1 per AHA segment
+    landmarks = [text for cell, text in page.values if cell["data-step"] == "landmarks"]
+    expected = []
+    for r in run["steps"]["landmarks"]["result"]["series"]:
+        expected.append(f"{r['n_with_landmarks']} / {r['n_slices']}")
+        stats = [x for x in r["segment_stats"] if x["mean"] is not None]
+        if stats and r["kind"] == "t1map":
+            expected.append(", ".join(f"{x['segment']}: {x['mean']:.0f}" for x in stats))
+    assert landmarks == expected and any("," in t for t in landmarks)
 
 
 def test_every_image_exists_and_nothing_is_fetched(demo):
     page = _Page()
     page.feed((demo / "report.html").read_text())
-    assert len(page.images) == 12  # T1 map and R² before/after of six IRW series
+    run = json.loads((demo / "run.json").read_text())
+    landmark_figures = sum(len(r["figures"]) for r in run["steps"]["landmarks"]["result"]["series"])
+    assert landmark_figures >= 2  # an overlay per series, a bull's-eye per T1 map with segments
+    assert len(page.images) == 12 + landmark_figures  # + T1 map and R² before/after of six IRW series
     for src in page.images:
         path = demo / src
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
@@ -112,4 +124,4 @@ def test_page_names_weights_skips_and_provenance(demo):
     assert "Not in this version" in text and "SlicerCMR 0." in text
     assert "Provenance" in text and "device" in text
     run = json.loads((demo / "run.json").read_text())
-    assert [m["name"] for m in run["models"]] == ["moconet-compact"]
+    assert sorted(m["name"] for m in run["models"]) == ["landmarks-compact", "moconet-compact"]

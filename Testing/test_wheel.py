@@ -56,8 +56,11 @@ def test_installed_wheel_verifies_models_and_runs_the_demo(wheel, tmp_path):
     where = _run([str(py), "-c", "import cmrlib, sys; print(cmrlib.__file__)"], cwd=tmp_path, env=env).stdout
     assert str(venv) in where, "the test must exercise the installed wheel, not the checkout"
     verify = _run([cmr, "models", "verify"], cwd=tmp_path, env=env)
-    assert "1 of 1 model(s) verified" in verify.stdout
+    from cmrlib.models import bundled_models_dir, read_manifest
+    n = len(read_manifest(bundled_models_dir()))  # every bundled model travels in the wheel
+    assert n >= 2 and f"{n} of {n} model(s) verified" in verify.stdout
     demo = _run([cmr, "demo", "--out", str(tmp_path / "demo"), "--quiet"], cwd=tmp_path, env=env, timeout=600)
     last = demo.stdout.strip().splitlines()[-1]
     assert last == f"report: {tmp_path / 'demo' / 'results' / 'report.html'}"
     assert "MOCOnet, phantom-trained demonstration weights" in demo.stdout
+    assert "step landmarks: done" in demo.stdout

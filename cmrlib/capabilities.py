@@ -24,7 +24,6 @@ __all__ = ["Capability", "Step", "capabilities", "capability", "trainers", "arch
 PLANNED: dict[str, tuple[str, str]] = {
     "stress": ("stress-to-rest T1 registration and dT1 reactivity maps", "CMRStressT1"),
     "segmentation": ("QCD ensemble myocardium segmentation with predicted Dice", "CMRSegmentation"),
-    "landmarks": ("RV insertion / LV centre landmarks and AHA segments", "CMRSegmentation"),
     "scar": ("LGE-cine fusion scar quantification", "CMRSegmentation"),
     "quality": ("LGE certainty, slice level and LA LGE quality", "CMRQuality"),
     "labelling": ("visual-analogue LGE-likelihood scoring and multiple-image ranking", "CMRQuality"),

@@ -123,3 +123,22 @@ def roc_auc(truth: np.ndarray, score: np.ndarray) -> float:
         raise ValueError("ROC AUC needs both positive and negative cases")
     ranks = rankdata(s)
     return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def landmark_error_mm(predicted_px: np.ndarray, truth_px: np.ndarray,
+                      spacing_mm: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """Euclidean error (mm) of in-plane points given as ``(col, row)`` pixels (…, 2) on a grid of
+    ``spacing_mm`` = (Δcol, Δrow); one value per point (report the median, thesis ch. 5)."""
+    d = (np.asarray(predicted_px, float) - np.asarray(truth_px, float)) * np.asarray(spacing_mm, float)[:2]
+    return np.hypot(d[..., 0], d[..., 1])
+
+
+def line_angle_error_deg(a_pred: np.ndarray, b_pred: np.ndarray, a_true: np.ndarray, b_true: np.ndarray,
+                         spacing_mm: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """Angle (°, 0–180) between the predicted and the true line a → b, e.g. the RV entry line
+    (anterior RV insertion → LV centre); points as ``(col, row)`` pixels (…, 2)."""
+    sp = np.asarray(spacing_mm, float)[:2]
+    p = (np.asarray(b_pred, float) - np.asarray(a_pred, float)) * sp
+    t = (np.asarray(b_true, float) - np.asarray(a_true, float)) * sp
+    diff = np.arctan2(p[..., 1], p[..., 0]) - np.arctan2(t[..., 1], t[..., 0])
+    return np.abs(np.degrees((diff + np.pi) % (2 * np.pi) - np.pi))

@@ -1,10 +1,12 @@
 """CMRSegmentation logic (Qt-free): the module's inputs in an MRML scene.
 
-CMRSegmentation's processing (QCD myocardium segmentation, RV insertion / LV centre landmarks with
-AHA segments, LGE-cine fusion scar) is planned, not in this version
-(``cmrlib.capabilities.PLANNED``; method cards docs/methods/qcd.md, docs/methods/landmarks.md,
-docs/methods/scar-fusion.md); for now the logic finds the inputs those steps will take: cine
-sequences (TriggerTime per frame, ms), LGE volumes and T1 maps loaded by the study loader.
+RV insertion / LV centre landmarks with AHA segments (method card docs/methods/landmarks.md) have
+landed as results: ``CMRSegmentationLib/landmarks.py`` turns a `cmr landmarks` folder into markups
+and a segment map (no live recompute yet). QCD myocardium segmentation and LGE-cine fusion scar
+are planned, not in this version (``cmrlib.capabilities.PLANNED``; method cards
+docs/methods/qcd.md, docs/methods/scar-fusion.md); for them the logic finds the inputs those
+steps will take: cine sequences (TriggerTime per frame, ms), LGE volumes and T1 maps loaded by
+the study loader.
 """
 from __future__ import annotations
 

@@ -1,0 +1,375 @@
+"""Training and evaluation samples for the landmark networks.
+
+Sources (:func:`phantom_sources`): one short-axis image per (subject, contrast) from
+:mod:`cmrlib.phantom`, which knows the true anterior RV insertion point and LV centre of
+every slice, over every short-axis contrast it makes (:data:`CONTRASTS`): native, post-contrast
+and stress T1 maps, LGE magnitude and PSIR, VNE-like, cine. Training subjects are 1.5 T; the
+**shifted** set (:func:`shifted_options`) is 3 T with other SNR, poor LGE nulling / bright
+blood and hearts 20–30 % smaller or larger than any in training. The T1 maps used for
+training are the phantom's true (apparent) T1 map passed through the acquisition blur, noise
+and the scanner's background threshold — the phantom's inline fit costs ~1 s per map — while
+``fitted_t1=True`` (the benchmark's held-out sets) makes them with the phantom's own inline
+fit (:meth:`cmrlib.phantom.Phantom.t1map`).
+
+Augmentation (:func:`augment_stage1`, :func:`stage2_sample`): the card's rotation, scaling,
+Gaussian noise and blur, brightness, contrast, low-resolution simulation, gamma and (stage 1
+only) flips, plus SynthSeg-style domain randomisation: a random monotone intensity curve,
+multiplicative bias field, SNR and resolution changes, field of view and heart position
+(random crops and shifts), mirrored and rotated orientations, and — for a share of the
+samples — an image whose intensities are drawn at random per tissue of the phantom's tissue
+map (contrast never seen in any sequence). Everything is resampled through
+:mod:`cmrlib.landmarks.geometry` so the true points follow exactly.
+
+User data (:func:`user_sources`, ``--data DIR``): short-axis images (DICOM folders or
+NRRD / NIfTI / MHA files, one 2-D image or a stack) with the points either in Slicer markups
+beside the image (``<image stem>.mrk.json`` with control points labelled "LV centre" and
+"RV insertion", positions in the file's coordinate system, LPS or RAS) or in a
+``landmarks.csv`` in the folder (columns ``image,slice,lv_col,lv_row,rv_col,rv_row``:
+pixel (column, row) of that slice, 0-based; see README).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from .geometry import PlaneMap, is_mirrored, stage1_map, stage2_map, standardise
+
+CONTRASTS = ("t1_native", "t1_post", "t1_stress", "lge_magnitude", "lge_psir", "vne", "cine")
+TRAIN_SEED_BASE = 710_000
+VAL_SEED_BASE = 760_000
+TEST_SEED_BASE = 790_000  # held-out subjects of the benchmark
+SHIFTED_SEED_BASE = 820_000
+LV_LABEL_NAMES = ("lv centre", "lv center", "lv_centre", "lvc")
+RV_LABEL_NAMES = ("rv insertion", "rv_insertion", "rvip", "anterior rv insertion", "rv insertion (anterior)")
+
+
+@dataclass
+class Source:
+    """One short-axis image with its true points, ``(col, row)`` pixels of ``image``."""
+
+    image: np.ndarray  # [row, col] float32
+    spacing: tuple[float, float]  # (Δcol, Δrow) mm
+    rv_px: np.ndarray | None
+    lv_px: np.ndarray | None
+    contrast: str
+    subject: int
+    mirrored: bool = False  # handedness from the geometry (standard view: False)
+    tissue: np.ndarray | None = None  # phantom tissue codes on the same grid (for random-contrast images)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_lv(self) -> bool:
+        return self.rv_px is not None and self.lv_px is not None
+
+
+def shifted_options(seed: int):
+    """Phantom options of the shifted evaluation set (3 T, other SNR and contrast settings)."""
+    from ..phantom import PhantomOptions
+    rng = np.random.default_rng(seed)
+    return PhantomOptions(field_t=3.0, la=False, matrix=int(rng.choice([112, 128, 160])),
+                          snr=float(rng.uniform(8.0, 14.0)),
+                          artefacts={"nulling": float(rng.uniform(0.3, 0.8)), "bright_blood": float(rng.uniform(0.2, 0.7))})
+
+
+def _subject(seed: int, shifted: bool):
+    from ..phantom import Phantom, PhantomOptions, sample_subject
+    rng = np.random.default_rng(seed + 17)
+    if shifted:
+        opt = shifted_options(seed)
+    else:
+        matrix = int(rng.choice([80, 96, 112, 128, 144, 160]))
+        pixel = float(np.clip(rng.uniform(220.0, 380.0) / matrix, 1.4, 4.0))
+        opt = PhantomOptions(field_t=1.5, la=False, matrix=matrix, pixel_mm=pixel)
+    s = sample_subject(seed, opt)
+    if shifted:  # heart sizes outside the training range
+        k = float(rng.choice([rng.uniform(0.72, 0.8), rng.uniform(1.2, 1.3)]))
+        s = replace(s, lv_length_mm=s.lv_length_mm * k, endo_radius_mm=s.endo_radius_mm * k,
+                    wall_mm=s.wall_mm * k, rv_width_mm=s.rv_width_mm * k)
+    return Phantom(s), rng
+
+
+def _points(truth: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    lv, rv = truth.get("lv_centre"), truth.get("rv_insertion_anterior")
+    if not lv or not rv or truth.get("class", "LV") != "LV":
+        return None, None
+    return np.array(rv["pixel_col_row"], float), np.array(lv["pixel_col_row"], float)
+
+
+def _t1_like(irw, rng: np.random.Generator) -> np.ndarray:
+    """A scanner-like T1 map (ms) from the phantom's true T1: acquisition blur, fit noise, background 0."""
+    t1 = np.asarray(irw.maps["t1_ms"].array[0], np.float32)
+    t1 = ndimage.gaussian_filter(t1, float(rng.uniform(0.5, 1.2)))
+    snr = float(irw.truth.get("snr_myocardium") or 40.0)
+    t1 = t1 * (1.0 + rng.normal(0.0, 1.0, t1.shape).astype(np.float32) * (1.5 / max(snr, 5.0)))
+    last = np.asarray(irw.image.frames()[-1, 0], np.float32)
+    sigma = float(irw.truth["noise_sigma"]) or 0.02 * float(last.max())
+    return np.where(last > 4 * sigma, np.clip(t1, 0, 4095), 0.0).astype(np.float32)
+
+
+def _source_from_series(series, image2d: np.ndarray, truth: dict, contrast: str, subject: int,
+                        tissue: np.ndarray | None = None) -> Source:
+    rv, lv = _points(truth)
+    img = series.image
+    return Source(np.asarray(image2d, np.float32), (img.spacing[0], img.spacing[1]), rv, lv, contrast, subject,
+                  is_mirrored(img.direction), tissue,
+                  {"class": truth.get("class"), "material_z_mm": truth.get("material_z_mm")})
+
+
+def phantom_sources(seeds: range | list[int], contrasts: tuple[str, ...] = CONTRASTS, *, shifted: bool = False,
+                    fitted_t1: bool = False, lv_only: bool = True, progress=None) -> list[Source]:
+    """One image per (subject, contrast): a random slice of the stacks, the random T1 position.
+
+    ``lv_only``: keep only slices with an LV and both points (training); False keeps too
+    apical / too basal slices as ``has_lv = False`` sources (the no-LV evaluation).
+    """
+    from ..progress import report
+    unknown = [c for c in contrasts if c not in CONTRASTS]
+    if unknown:
+        raise InputError(f"unknown contrast(s) {', '.join(unknown)}; expected {', '.join(CONTRASTS)}")
+    out: list[Source] = []
+    seeds = list(seeds)
+    for i, seed in enumerate(seeds):
+        report(progress, "phantom images", i, len(seeds), f"subject {seed}")
+        ph, rng = _subject(seed, shifted)
+        n = ph.s.n_slices
+        # stack contrasts share one slice per subject when possible: an LV slice of the stack
+        for c in contrasts:
+            if c.startswith("t1_"):
+                cond = c[3:]
+                pos = str(rng.choice(["basal", "mid", "apical"]))
+                irw = ph.irw(pos, cond)
+                if fitted_t1:
+                    t1 = ph.t1map(irw)
+                    img2d = t1.image.array[0]
+                else:
+                    img2d = _t1_like(irw, rng)
+                src = _source_from_series(irw, img2d, irw.truth["slice"], c, seed,
+                                          np.asarray(irw.maps["tissue"].array[0]))
+            else:
+                k = int(rng.integers(1 if lv_only else 0, max(n - 1, 2) if lv_only else n))
+                if c in ("lge_magnitude", "lge_psir"):
+                    psir, mag = ph.lge([k])
+                    ser = psir if c == "lge_psir" else mag
+                    img2d, truth = ser.image.array[0], ser.truth["slices"][0]
+                elif c == "vne":
+                    ser = ph.vne([k])
+                    img2d, truth = ser.image.array[0], ser.truth["slices"][0]
+                else:
+                    ser = ph.cine([k], n_phases=2)
+                    img2d, truth = ser.image.array[0, 0], ser.truth["slices"][0]["ed"]
+                src = _source_from_series(ser, img2d, truth, c, seed)
+            if lv_only and not src.has_lv:
+                continue
+            out.append(src)
+    report(progress, "phantom images", len(seeds), len(seeds), "done")
+    return out
+
+
+# ---- augmentation ------------------------------------------------------------------------------------
+def _random_intensity(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Monotone random curve + gamma on a 0–1 scaled image (SynthSeg-style non-linearity)."""
+    lo, hi = np.percentile(img, [0.5, 99.5])
+    x = np.clip((img - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    knots = np.sort(rng.uniform(0, 1, 5))
+    xs = np.linspace(0, 1, 7)
+    ys = np.concatenate([[0.0], knots, [1.0]])
+    x = np.interp(x, xs, ys)
+    return (x ** float(np.exp(rng.normal(0, 0.35)))).astype(np.float32)
+
+
+def _bias_field(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
+    coarse = rng.normal(0, strength, (4, 4)).astype(np.float32)
+    field_ = ndimage.zoom(coarse, (shape[0] / 4, shape[1] / 4), order=3)[:shape[0], :shape[1]]
+    return np.exp(field_).astype(np.float32)
+
+
+def random_contrast_image(tissue: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An image with a random intensity per tissue code (air stays dark), blurred and noisy."""
+    values = rng.uniform(0.0, 1.0, int(tissue.max()) + 1).astype(np.float32)
+    values[0] = rng.uniform(0.0, 0.05)
+    img = values[tissue] * (1.0 + 0.05 * rng.normal(0, 1, tissue.shape)).astype(np.float32)
+    return ndimage.gaussian_filter(img, float(rng.uniform(0.4, 1.5)))
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Intensity / resolution / SNR randomisation of a source image (before resampling)."""
+    x = _random_intensity(img, rng) if rng.random() < 0.7 else img.astype(np.float32)
+    if rng.random() < 0.6:
+        x = x * _bias_field(x.shape, rng, float(rng.uniform(0.1, 0.4)))
+    if rng.random() < 0.4:  # low-resolution simulation: down and up again along one or both axes
+        f = (float(rng.uniform(0.35, 1.0)), float(rng.uniform(0.35, 1.0)))
+        small = ndimage.zoom(x, f, order=1)
+        x = ndimage.zoom(small, (x.shape[0] / small.shape[0], x.shape[1] / small.shape[1]), order=1)
+        x = x[:img.shape[0], :img.shape[1]]
+        if x.shape != img.shape:
+            x = np.pad(x, [(0, img.shape[0] - x.shape[0]), (0, img.shape[1] - x.shape[1])], mode="edge")
+    if rng.random() < 0.3:
+        x = ndimage.gaussian_filter(x, float(rng.uniform(0.3, 1.5)))
+    if rng.random() < 0.5:
+        scale = float(np.percentile(np.abs(x), 99)) or 1.0
+        x = x + rng.normal(0, float(rng.uniform(0.01, 0.12)) * scale, x.shape).astype(np.float32)
+    return x.astype(np.float32)
+
+
+def _jitter_map(base: PlaneMap, rng: np.random.Generator, rotate_deg: float, scale: float, shift_mm: float,
+                flip: bool) -> PlaneMap:
+    """``base`` composed with a random rotation / scaling / flip about the grid centre and a shift."""
+    a = np.deg2rad(rng.uniform(-rotate_deg, rotate_deg))
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    s = float(np.exp(rng.uniform(-scale, scale)))
+    fl = np.diag([-1.0, 1.0]) if flip else np.eye(2)
+    h = (base.size - 1) / 2
+    m = base.matrix @ r @ fl * s
+    centre_q = base.matrix @ np.array([h, h]) + base.offset + rng.uniform(-shift_mm, shift_mm, 2)
+    return PlaneMap(m, centre_q - m @ np.array([h, h]), base.size, base.spacing)
+
+
+def _targets(pm: PlaneMap, rv_px: np.ndarray, lv_px: np.ndarray) -> np.ndarray:
+    return np.concatenate([pm.from_source_px(rv_px), pm.from_source_px(lv_px)]) / pm.size
+
+
+def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness / contrast on the standardised network input."""
+    nz = x != 0
+    return np.where(nz, x * float(rng.uniform(0.8, 1.25)) + float(rng.normal(0, 0.15)), 0.0).astype(np.float32)
+
+
+def _pick_image(src: Source, rng: np.random.Generator, random_contrast: float) -> np.ndarray:
+    if src.tissue is not None and rng.random() < random_contrast:
+        return random_contrast_image(src.tissue, rng)
+    return degrade(src.image, rng)
+
+
+def augment_stage1(src: Source, size: int, pixel_mm: float, rng: np.random.Generator,
+                   random_contrast: float = 0.15, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(network input [size, size], targets (rv_u, rv_v, lv_u, lv_v) / size) for stage 1."""
+    base = stage1_map(src.image.shape, src.spacing, size, pixel_mm, src.mirrored)
+    if augment:
+        # half the samples near the usual orientation (±30°), half at any rotation
+        rotate = 30.0 if rng.random() < 0.5 else 180.0
+        pm = _jitter_map(base, rng, rotate, 0.15, 0.12 * size * pixel_mm, rng.random() < 0.5)
+        img = _pick_image(src, rng, random_contrast)
+    else:
+        pm, img = base, src.image
+    x = standardise(pm.sample(img))
+    if augment:
+        x = _photometric(x, rng)
+    return x, _targets(pm, src.rv_px, src.lv_px)
+
+
+def stage2_sample(src: Source, size: int, pixel_mm: float, rng: np.random.Generator, error_mm: float = 4.0,
+                  random_contrast: float = 0.15, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(network input, targets) for stage 2: the crop made from the true points moved by a
+    random stage-1-like error of ``error_mm`` (sd per point) — no flips (card)."""
+    sp = np.asarray(src.spacing)
+    rv, lv = src.rv_px, src.lv_px
+    if augment:
+        rv = rv + rng.normal(0, error_mm, 2) / sp
+        lv = lv + rng.normal(0, error_mm, 2) / sp
+        img = _pick_image(src, rng, random_contrast)
+    else:
+        img = src.image
+    pm = stage2_map(rv, lv, src.spacing, size, pixel_mm * (float(np.exp(rng.uniform(-0.1, 0.1))) if augment else 1.0),
+                    src.mirrored)
+    pm = PlaneMap(pm.matrix, pm.offset, size, pm.spacing)
+    x = standardise(pm.sample(img))
+    if augment:
+        x = _photometric(x, rng)
+    return x, _targets(pm, src.rv_px, src.lv_px)
+
+
+# ---- user data (--data DIR) --------------------------------------------------------------------------------
+def _markups_points(path: Path, image) -> dict[str, np.ndarray]:
+    """LPS mm points by label from a Slicer ``.mrk.json`` (coordinate system LPS or RAS)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable markups JSON file ({exc})") from None
+    found: dict[str, np.ndarray] = {}
+    for markup in doc.get("markups", []):
+        system = str(markup.get("coordinateSystem", "LPS")).upper()
+        for cp in markup.get("controlPoints", []):
+            label = str(cp.get("label", "")).strip().lower()
+            pos = np.asarray(cp.get("position", []), float)
+            if pos.shape != (3,):
+                continue
+            if system == "RAS":
+                pos = pos * np.array([-1.0, -1.0, 1.0])
+            if label in LV_LABEL_NAMES:
+                found.setdefault("lv", []).append(pos)  # type: ignore[union-attr]
+            elif label in RV_LABEL_NAMES:
+                found.setdefault("rv", []).append(pos)  # type: ignore[union-attr]
+    return {k: np.array(v) for k, v in found.items()}
+
+
+def _user_images(folder: Path) -> list[tuple[str, Any]]:
+    from ..io import load_series, read_image, scan_folder
+    from ..io.files import SUFFIXES
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES))
+    if files:
+        return [(p.name, read_image(p)) for p in files]
+    scan = scan_folder(folder)
+    return [(s.description or str(s.series_number), load_series(s)) for s in scan.series]
+
+
+def user_sources(folder: str | Path) -> list[Source]:
+    """Training sources from a user's folder (module docstring); InputError when unusable."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"--data {folder}: not a folder")
+    images = _user_images(folder)
+    if not images:
+        raise InputError(f"--data {folder}: no image (NRRD / NIfTI / MHA or DICOM) found")
+    table: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    csv_path = folder / "landmarks.csv"
+    if csv_path.is_file():
+        with csv_path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            need = {"image", "slice", "lv_col", "lv_row", "rv_col", "rv_row"}
+            if not need <= set(reader.fieldnames or ()):
+                raise InputError(f"{csv_path}: needs the columns {', '.join(sorted(need))}")
+            for row in reader:
+                try:
+                    key = (row["image"].strip(), int(row["slice"]))
+                    table[key] = (np.array([float(row["rv_col"]), float(row["rv_row"])]),
+                                  np.array([float(row["lv_col"]), float(row["lv_row"])]))
+                except ValueError:
+                    raise InputError(f"{csv_path}: line {reader.line_num} has a non-numeric value") from None
+    out: list[Source] = []
+    for name, image in images:
+        if image.is_sequence:
+            image = image.frame(0)
+        arr = np.asarray(image.array, np.float32)
+        stem = name.split(".")[0]
+        markups = folder / f"{stem}.mrk.json"
+        pts = _markups_points(markups, image) if markups.is_file() else {}
+        mirrored = is_mirrored(image.direction)
+        spacing = (image.spacing[0], image.spacing[1])
+        for k in range(arr.shape[0]):
+            rv = lv = None
+            if (name, k) in table or (stem, k) in table:
+                rv, lv = table.get((name, k)) or table[(stem, k)]
+            elif pts:
+                # the points of this slice: the markups closest to it through the plane
+                def on_slice(p):
+                    idx = image.lps_to_index(p)
+                    return idx[np.abs(idx[:, 2] - k) < 0.5, :2]
+                lv_k = on_slice(pts["lv"]) if "lv" in pts else np.zeros((0, 2))
+                rv_k = on_slice(pts["rv"]) if "rv" in pts else np.zeros((0, 2))
+                if len(lv_k) and len(rv_k):
+                    lv, rv = lv_k[0], rv_k[0]
+            if rv is None:
+                continue
+            out.append(Source(arr[k], spacing, np.asarray(rv, float), np.asarray(lv, float), "user", -1, mirrored,
+                              None, {"image": name, "slice": k}))
+    if not out:
+        raise InputError(f"--data {folder}: no image has both points (a <image>.mrk.json with control points "
+                         "'LV centre' and 'RV insertion', or landmarks.csv with image,slice,lv_col,lv_row,rv_col,rv_row)")
+    return out
