@@ -26,4 +26,5 @@ CAPABILITY = Capability(
     reader="cmrlib.landmarks.outputs:read_result",
     report="cmrlib.landmarks.outputs:report_section",
     adapter="CMRSegmentationLib.landmarks:outputs_to_nodes",
+    example="cmrlib.landmarks.outputs:write_example",
 )

@@ -98,6 +98,17 @@ def write_overlay(result, path: Path) -> str:
     return path.name
 
 
+def write_example(folder: Path) -> None:
+    """A small real result: the bundled network on a 3-slice phantom LGE stack with its truth
+    labels (so AHA segments and per-segment statistics are written too)."""
+    from ..phantom import Phantom, PhantomOptions, sample_subject
+    from .pipeline import detect
+    subject = sample_subject(11, PhantomOptions(matrix=96, la=False))
+    k = subject.n_slices // 2
+    psir, _ = Phantom(subject).lge([k - 2, k, k + 2])
+    write_result(detect(psir.image, labels=psir.labels.array, mask_source="phantom truth"), Path(folder))
+
+
 def read_result(folder: str | Path) -> dict[str, Any]:
     """A landmarks output folder back: ``landmarks`` (landmarks.json), ``summary`` (result.json),
     ``segments`` (the AHA label Image or None) and ``segment_stats`` (rows of segments.csv)."""
