@@ -54,11 +54,12 @@ def write_result(result, out: Path) -> dict[str, Any]:
             for row in result.segment_stats:
                 w.writerow({k: ("" if row[k] is None else (round(row[k], 3) if isinstance(row[k], float) else row[k]))
                             for k in CSV_FIELDS})
-        if result.image.meta.get("kind") == "t1map" and any(r["mean"] is not None for r in result.segment_stats):
+        # medians, as the motion step's myocardial T1: robust to partial volume at a thin wall
+        if result.image.meta.get("kind") == "t1map" and any(r["median"] is not None for r in result.segment_stats):
             from ..aha import bullseye
-            values = {r["segment"]: r["mean"] for r in result.segment_stats}
+            values = {r["segment"]: r["median"] for r in result.segment_stats}
             lo, hi = (0.0, 1000.0) if np.nanmedian([v for v in values.values() if v is not None]) < 700 else (800.0, 1600.0)
-            bullseye(values, out / BULLSEYE, title=f"{result.series}: myocardial T1", unit="T1 (ms)", vmin=lo, vmax=hi)
+            bullseye(values, out / BULLSEYE, title=f"{result.series}: median myocardial T1", unit="T1 (ms)", vmin=lo, vmax=hi)
             figures.append(BULLSEYE)
     summary["figures"] = figures
     (out / RESULT).write_text(json.dumps(summary, indent=2))
@@ -136,13 +137,13 @@ def report_section(step: dict[str, Any], study_out: Path) -> ReportSection:
         section.findings.append(Finding(f"{name}: slices with landmarks", f"{r['n_with_landmarks']} / {r['n_slices']}",
                                         "", f"mean confidence {r['mean_confidence']:.2f}"
                                         if r.get("mean_confidence") is not None else "no landmarks"))
-        stats = [s for s in r.get("segment_stats", []) if s.get("mean") is not None]
+        stats = [s for s in r.get("segment_stats", []) if s.get("median") is not None]
         if stats and r.get("kind") == "t1map":
-            text = ", ".join(f"{s['segment']}: {s['mean']:.0f}" for s in stats)
-            section.findings.append(Finding(f"{name}: myocardial T1 per AHA segment", text, "ms",
+            text = ", ".join(f"{s['segment']}: {s['median']:.0f}" for s in stats)
+            section.findings.append(Finding(f"{name}: median myocardial T1 per AHA segment", text, "ms",
                                             f"mask: {r.get('mask')}"))
         for fig in r.get("figures", []):
-            caption = "landmarks (LV centre +, RV insertion x)" if fig == OVERLAY else "myocardial T1 bull's-eye (ms)"
+            caption = "landmarks (LV centre +, RV insertion x)" if fig == OVERLAY else "median myocardial T1 bull's-eye (ms)"
             section.figures.append(Figure(str(Path(r["out"]) / fig), f"{name}: {caption}"))
         notices.add(r.get("model", {}).get("notice", ""))
         section.notes.extend(f"{name}: {n}" for n in r.get("notes", []) if not n.startswith("landmarks: "))

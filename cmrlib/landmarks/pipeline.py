@@ -405,8 +405,9 @@ def run_step(context) -> Any:
             segments[uid or r["series"]] = folder / "aha_segments.nrrd"
         t1 = ""
         if r["segments"] and r["kind"] == "t1map":
-            means = [s["mean"] for s in r["segment_stats"] if s["mean"] is not None]
-            t1 = f", myocardial T1 {np.mean(means):.0f} ms over {len(means)} AHA segments" if means else ""
+            medians = [s["median"] for s in r["segment_stats"] if s["median"] is not None]
+            t1 = (f", median myocardial T1 per AHA segment {min(medians):.0f}–{max(medians):.0f} ms "
+                  f"({len(medians)} segments)" if medians else "")
         lines.append(f"{r['series']}: landmarks on {r['n_with_landmarks']}/{r['n_slices']} slice(s)" + t1)
     notes = [f"{r['series']}: {n}" for r in results for n in r["notes"] if "could not be read" in n]
     return StepResult({"series": results}, lines, {"landmarks": provided, "aha_segments": segments}, notes)
