@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -87,20 +86,9 @@ def _sources(args, progress) -> tuple[list, list, str]:
 
 
 def _command_line(args: argparse.Namespace) -> str:
-    parts = ["cmr train landmarks", f"--preset {args.preset}", f"--contrast {args.contrast}",
-             f"--train-subjects {args.train_subjects}", f"--val-subjects {args.val_subjects}",
-             f"--epochs {args.epochs}", f"--batch {args.batch}", f"--seed {args.seed}",
-             f"--cache {shlex.quote(str(args.cache))}", f"--out {shlex.quote(str(args.out))}"]
-    if args.lr is not None:
-        parts.append(f"--lr {args.lr:g}")
-    for opt in ("name", "data", "init"):
-        if getattr(args, opt, None):
-            parts.append(f"--{opt} {shlex.quote(str(getattr(args, opt)))}")
-    if args.max_minutes:
-        parts.append(f"--max-minutes {args.max_minutes:g}")
-    if args.resume:
-        parts.append("--resume")
-    return " ".join(parts)
+    """This run as a `cmr train landmarks` command with every setting spelled out (for the manifest)."""
+    from ..models.zoo import reproducing_command
+    return reproducing_command("cmr train landmarks", add_arguments, args)
 
 
 def validate(model: TwoStageLandmarkNet, sources: list, stages: int = 2) -> dict:

@@ -223,3 +223,25 @@ def save_model(model: Any, entry: ModelEntry, folder: str | Path) -> ModelEntry:
     entries = [e for e in read_manifest(folder) if e.name != entry.name] + [entry]
     _write_json_atomic(folder / MANIFEST, {"schema": SCHEMA, "models": [e.to_manifest() for e in entries]})
     return entry
+
+
+def reproducing_command(prog: str, add_arguments: Any, args: Any) -> str:
+    """``args`` as the full command that reproduces a training run, every option of
+    ``add_arguments`` spelled out in its order (for a manifest's ``train_command``): flags only
+    when set, options left at None omitted, numbers as written (``0.0003``, not ``3e-04``)."""
+    import argparse
+    import shlex
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    parts = [prog]
+    for action in parser._actions:
+        if not action.option_strings or not hasattr(args, action.dest):
+            continue
+        value = getattr(args, action.dest)
+        option = max(action.option_strings, key=len)
+        if action.nargs == 0:  # store_true-style flag
+            if value:
+                parts.append(option)
+        elif value is not None and value is not False:
+            parts.append(f"{option} {shlex.quote(format(value, 'g') if isinstance(value, float) else str(value))}")
+    return " ".join(parts)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -153,18 +152,8 @@ def _epe(pred: torch.Tensor, target: torch.Tensor, present: torch.Tensor) -> flo
 
 def _command_line(args: argparse.Namespace) -> str:
     """This run as a `cmr train moconet` command with every setting spelled out (for the manifest)."""
-    parts = ["cmr train moconet", f"--preset {args.preset}", f"--train-sets {args.train_sets}",
-             f"--val-sets {args.val_sets}", f"--epochs {args.epochs}", f"--batch {args.batch}", f"--lr {args.lr:g}",
-             f"--plateau-patience {args.plateau_patience}", f"--still-fraction {args.still_fraction:g}",
-             f"--seed {args.seed}",
-             f"--cache {shlex.quote(str(args.cache))}", f"--out {shlex.quote(str(args.out))}"]
-    if args.name:
-        parts.append(f"--name {shlex.quote(args.name)}")
-    if args.max_minutes:
-        parts.append(f"--max-minutes {args.max_minutes:g}")
-    if args.resume:
-        parts.append("--resume")
-    return " ".join(parts)
+    from ..models.zoo import reproducing_command
+    return reproducing_command("cmr train moconet", add_arguments, args)
 
 
 def run(args: argparse.Namespace) -> int:
