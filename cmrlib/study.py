@@ -22,7 +22,7 @@ from .atomic import check_output_folder, write_text_atomic
 from .capabilities import PLANNED, capabilities
 from .contract import Capability, StepResult, StudyContext, resolve
 from .errors import CMRError, InputError
-from .io import KIND_LABELS, DicomScan, load_series, scan_folder, write_image
+from .io import KIND_LABELS, DicomScan, load_series, scan_folder, unreadable_notes, write_image
 from .progress import ProgressCallback, report
 
 __all__ = ["run_study", "step_order", "check_output_folder", "find_studies", "DONE", "SKIPPED", "FAILED"]
@@ -60,9 +60,9 @@ def convert_series(scan: DicomScan, out_dir: Path, progress: ProgressCallback | 
             image = load_series(s)
             path = write_image(image, folder / name)
             row = {"series": s.description, "kind": s.kind, "file": str(path.relative_to(out_dir))}
-            lost = image.meta.get("unreadable_files") or []
+            lost = unreadable_notes(image, "this NRRD")
             if lost:
-                row["warning"] = f"{len(lost)} file(s) of this series could not be read and are missing"
+                row["warning"] = lost[0]
             rows.append(row)
         except CMRError as exc:
             rows.append({"series": s.description, "kind": s.kind, "error": str(exc)})

@@ -1074,3 +1074,13 @@ def _assemble(series: SeriesInfo, ordered: list[list[InstanceInfo]], data: np.nd
         return Image(data[0], spacing, tuple(positions[0]), direction, False, meta, [])
     array = data[:, 0] if len(ordered) == 1 else data
     return Image(array, spacing, tuple(positions[0]), direction, True, meta, frame_meta)
+
+
+def unreadable_notes(image: Image, missing_from: str = "this result") -> list[str]:
+    """The note every result made from a series that lost files must carry (``meta["unreadable_files"]``,
+    set by :func:`load_series`): how many, and the first file names with their reasons."""
+    lost = image.meta.get("unreadable_files") or []
+    if not lost:
+        return []
+    names = "; ".join(f"{Path(f['path']).name}: {f['reason']}" for f in lost[:3]) + (" …" if len(lost) > 3 else "")
+    return [f"{len(lost)} file(s) of this series could not be read and are missing from {missing_from} ({names})"]

@@ -244,7 +244,8 @@ def detect(image: Image, *, labels: np.ndarray | None = None, mask_source: str |
     if myo is not None and myo.any() and mirrored is not None:
         _segments(result, arr, myo, cavity, level)
     result.seconds = time.perf_counter() - t0
-    result.notes.extend(_unreadable_notes(image))
+    from ..io import unreadable_notes
+    result.notes.extend(unreadable_notes(image, "the landmarks"))
     return result
 
 
@@ -270,11 +271,6 @@ def _segments(result: LandmarkResult, arr: np.ndarray, myo: np.ndarray, cavity, 
     result.segment_stats = segment_stats(arr, seg, valid)
     result.values_unit = "ms" if kind == "t1map" else str(image.meta.get("units", ""))
     result.notes.extend(f"slice {d['index'] + 1}: {d['reason']}" for d in skipped if have[d["index"]])
-
-
-def _unreadable_notes(image: Image) -> list[str]:
-    lost = image.meta.get("unreadable_files") or []
-    return [f"{len(lost)} file(s) of this series could not be read and are missing"] if lost else []
 
 
 def level_from_description(description: str) -> str | None:

@@ -201,7 +201,8 @@ def correct_and_map(irw: Image, method: str = "moconet", *, mask: np.ndarray | N
     if method == "moconet":
         from ..models import PHANTOM_NOTICE
         result.notes.append(f"MOCOnet: {PHANTOM_NOTICE}")
-    result.notes.extend(unreadable_notes(irw))
+    from ..io import unreadable_notes
+    result.notes.extend(unreadable_notes(irw, "the fit"))
     return result
 
 
@@ -229,15 +230,6 @@ def _heart_rate_and_scheme(result: MotionResult, irw: Image, scheme: str, rr_ms:
     if "vendor MOCO" in str(irw.meta.get("subtype", "")) and method != "none":
         result.warnings.append("this series is already motion-corrected by the scanner (MOCO): "
                                "--method none is recommended")
-
-
-def unreadable_notes(image: Image) -> list[str]:
-    """Notes for a series that lost files to unreadable DICOM (``meta["unreadable_files"]``)."""
-    lost = image.meta.get("unreadable_files") or []
-    if not lost:
-        return []
-    names = "; ".join(f"{Path(f['path']).name}: {f['reason']}" for f in lost[:3]) + (" …" if len(lost) > 3 else "")
-    return [f"{len(lost)} file(s) of this series could not be read and are missing from the fit ({names})"]
 
 
 def default_method() -> str:
