@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..phantom.sets import shifted_options, subject  # noqa: F401  (shifted_options re-exported)
 from ..augment import degrade, jitter_map, random_contrast_image
 from .geometry import PlaneMap, is_mirrored, stage1_map, stage2_map, standardise
 
@@ -68,32 +69,6 @@ class Source:
     @property
     def has_lv(self) -> bool:
         return self.rv_px is not None and self.lv_px is not None
-
-
-def shifted_options(seed: int):
-    """Phantom options of the shifted evaluation set (3 T, other SNR and contrast settings)."""
-    from ..phantom import PhantomOptions
-    rng = np.random.default_rng(seed)
-    return PhantomOptions(field_t=3.0, la=False, matrix=int(rng.choice([112, 128, 160])),
-                          snr=float(rng.uniform(8.0, 14.0)),
-                          artefacts={"nulling": float(rng.uniform(0.3, 0.8)), "bright_blood": float(rng.uniform(0.2, 0.7))})
-
-
-def _subject(seed: int, shifted: bool):
-    from ..phantom import Phantom, PhantomOptions, sample_subject
-    rng = np.random.default_rng(seed + 17)
-    if shifted:
-        opt = shifted_options(seed)
-    else:
-        matrix = int(rng.choice([80, 96, 112, 128, 144, 160]))
-        pixel = float(np.clip(rng.uniform(220.0, 380.0) / matrix, 1.4, 4.0))
-        opt = PhantomOptions(field_t=1.5, la=False, matrix=matrix, pixel_mm=pixel)
-    s = sample_subject(seed, opt)
-    if shifted:  # heart sizes outside the training range
-        k = float(rng.choice([rng.uniform(0.72, 0.8), rng.uniform(1.2, 1.3)]))
-        s = replace(s, lv_length_mm=s.lv_length_mm * k, endo_radius_mm=s.endo_radius_mm * k,
-                    wall_mm=s.wall_mm * k, rv_width_mm=s.rv_width_mm * k)
-    return Phantom(s), rng
 
 
 def _points(truth: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -138,7 +113,7 @@ def phantom_sources(seeds: range | list[int], contrasts: tuple[str, ...] = CONTR
     seeds = list(seeds)
     for i, seed in enumerate(seeds):
         report(progress, "phantom images", i, len(seeds), f"subject {seed}")
-        ph, rng = _subject(seed, shifted)
+        ph, rng = subject(seed, shifted)
         n = ph.s.n_slices
         # stack contrasts share one slice per subject when possible: an LV slice of the stack
         for c in contrasts:
