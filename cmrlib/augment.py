@@ -77,3 +77,64 @@ def jitter_map(base: PlaneMap, rng: np.random.Generator, rotate_deg: float, scal
     m = base.matrix @ r @ fl * s
     centre_q = base.matrix @ np.array([h, h]) + base.offset + rng.uniform(-shift_mm, shift_mm, 2)
     return PlaneMap(m, centre_q - m @ np.array([h, h]), base.size, base.spacing)
+
+
+#: image corruptions of :func:`corrupt`, each with a severity 0 (none) … 1 (unreadable)
+CORRUPTIONS = ("noise", "blur", "ghosting", "banding", "signal_void", "crop", "lowres", "inversion")
+
+
+def corrupt(img: np.ndarray, rng: np.random.Generator, kind: str | None = None, severity: float = 0.5) -> np.ndarray:
+    """``img`` with one acquisition failure of the given ``severity`` (random ``kind`` if None).
+
+    noise: Gaussian noise up to 0.6 × the 99th percentile; blur: Gaussian up to 4 px;
+    ghosting: phase-encode ghosts (shifted copies) up to 0.9 of the signal; banding: bright /
+    dark stripes (off-resonance-like) up to full contrast; signal_void: a smooth region where
+    the signal drops to nothing (susceptibility / coil failure); crop: the field of view cut
+    down so part of the image is missing; lowres: resolution reduced up to 6×; inversion:
+    intensities mirrored (a contrast no training image had).
+    """
+    kind = kind or str(rng.choice(CORRUPTIONS))
+    s = float(np.clip(severity, 0.0, 1.0))
+    x = np.asarray(img, np.float32).copy()
+    scale = float(np.percentile(np.abs(x), 99)) or 1.0
+    rows, cols = x.shape
+    if kind == "noise":
+        return x + rng.normal(0, 0.6 * s * scale, x.shape).astype(np.float32)
+    if kind == "blur":
+        return ndimage.gaussian_filter(x, 0.3 + 3.7 * s).astype(np.float32)
+    if kind == "ghosting":
+        axis = int(rng.integers(0, 2))
+        out = x.copy()
+        for n in (1, 2, 3):
+            out += (0.9 * s / n) * np.roll(x, int(round(n * x.shape[axis] / rng.uniform(3.0, 6.0))), axis=axis)
+        return out.astype(np.float32)
+    if kind == "banding":
+        a = rng.uniform(0, np.pi)
+        r, c = np.mgrid[0:rows, 0:cols]
+        period = rng.uniform(6.0, 20.0)
+        band = np.cos((np.cos(a) * c + np.sin(a) * r) * 2 * np.pi / period + rng.uniform(0, 2 * np.pi))
+        return (x * (1.0 + s * band) + 0.5 * s * scale * np.maximum(band, 0)).astype(np.float32)
+    if kind == "signal_void":
+        r, c = np.mgrid[0:rows, 0:cols]
+        cy, cx = rng.uniform(0.3, 0.7) * rows, rng.uniform(0.3, 0.7) * cols
+        rad = (0.1 + 0.35 * s) * min(rows, cols)
+        void = np.exp(-(((r - cy) ** 2 + (c - cx) ** 2) / (2 * rad ** 2)) ** 2)
+        return (x * (1.0 - s * void)).astype(np.float32)
+    if kind == "crop":
+        keep = 1.0 - 0.75 * s
+        h, w = max(2, int(rows * keep)), max(2, int(cols * keep))
+        r0, c0 = int(rng.integers(0, rows - h + 1)), int(rng.integers(0, cols - w + 1))
+        out = np.zeros_like(x)
+        out[r0:r0 + h, c0:c0 + w] = x[r0:r0 + h, c0:c0 + w]
+        return out
+    if kind == "lowres":
+        f = 1.0 / (1.0 + 5.0 * s)
+        small = ndimage.zoom(x, f, order=1)
+        up = ndimage.zoom(small, (rows / small.shape[0], cols / small.shape[1]), order=0)
+        out = np.zeros_like(x)
+        out[:min(rows, up.shape[0]), :min(cols, up.shape[1])] = up[:rows, :cols]
+        return out
+    if kind == "inversion":
+        lo, hi = np.percentile(x, [0.5, 99.5])
+        return (lo + hi - x if s >= 0.5 else x + s * (lo + hi - 2 * x)).astype(np.float32)
+    raise ValueError(f"unknown corruption {kind!r}; expected one of {', '.join(CORRUPTIONS)}")

@@ -158,6 +158,17 @@ class Figure:
 
 
 @dataclass
+class Table:
+    """A per-item table under a section's findings (e.g. one row per slice with its QC);
+    ``row_status`` marks rows "pass" (green) or "fail" (red), "" for none."""
+
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+    row_status: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ReportSection:
     """A capability's part of ``report.html``: findings first, then figures, then notes."""
 
@@ -166,3 +177,4 @@ class ReportSection:
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)  # provenance: name, version, notice
+    tables: list[Table] = field(default_factory=list)

@@ -24,13 +24,27 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:1px solid
 h3{font-size:1.05em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
 th{background:#f3f3f3}td.value{text-align:right;font-weight:600;font-variant-numeric:tabular-nums}
 .warning{background:#fff4d6;border:1px solid #e0b84a;padding:.5em .8em;margin:.8em 0}
-.failed{color:#a00}.muted{color:#666;font-size:.9em}figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
+.failed{color:#a00}tr.fail td.status{background:#f6d0d0;color:#900;font-weight:600}
+tr.pass td.status{background:#d5f0d5;color:#060}.muted{color:#666;font-size:.9em}figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
 figure img{max-width:42em;border:1px solid #ddd}figcaption{font-size:.9em;color:#444}
 """
 
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _table_html(table) -> str:
+    """A section's per-item table; the last column of a row with a status is coloured by it."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in table.header)
+    rows = []
+    for i, row in enumerate(table.rows):
+        status = table.row_status[i] if i < len(table.row_status) else ""
+        cells = [f"<td>{_e(c)}</td>" for c in row]
+        if status and cells:
+            cells[-1] = f"<td class='status'>{_e(row[-1])}</td>"
+        rows.append(f"<tr class='{_e(status)}'>{''.join(cells)}</tr>")
+    return f"<table><caption>{_e(table.caption)}</caption><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def sections(summary: dict[str, Any], out_dir: Path, caps: tuple[Capability, ...] | list[Capability]) -> list[tuple[str, ReportSection]]:
@@ -66,6 +80,8 @@ def render(summary: dict[str, Any], out_dir: Path, caps) -> str:
             parts.append(f"<tr><td>{_e(f.label)}</td><td class='value' data-step='{_e(command)}' data-index='{k}'>"
                          f"{_e(f.text())}</td><td>{_e(f.unit)}</td><td>{_e(f.note)}</td></tr>")
         parts.append("</table>")
+        for table in sec.tables:
+            parts.append(_table_html(table))
     if any(sec.figures for _, sec in secs):
         parts.append("<h2>Figures</h2>")
         for _, sec in secs:

@@ -9,7 +9,8 @@ A model folder holds ``manifest.json`` and the weight files it names::
         "input": {"size": [7, 128, 128], "normalisation": "..."},
         "label_table": {...}, "trained_on": "synthetic phantom ...",
         "phantom_trained": true, "train_command": "cmr train moconet ...",
-        "metrics": {...}, "card": "moconet-compact.md"}]}
+        "metrics": {...}, "card": "moconet-compact.md",
+        "calibration": {...}}]}       # optional: post-training parameters (QCD regressors)
 
 Folders searched, first wins for a given name: each folder in ``CMR_MODELS_DIR``
 (os.pathsep-separated; the user's own models), then the bundled ``cmrlib/resources/models``.
@@ -62,6 +63,8 @@ class ModelEntry:
     train_command: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     card: str = ""
+    #: parameters fitted after training that the method uses at inference (QCD's Dice regressors)
+    calibration: dict[str, Any] = field(default_factory=dict)
     folder: Path = field(default=Path("."), compare=False)
 
     @property

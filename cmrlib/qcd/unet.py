@@ -1,0 +1,130 @@
+"""The QCD ensemble of thesis ch. 4 / appendix A.3: six 2-D U-Nets of depth 1–6.
+
+Input ``[N, 1, S, S]`` (one image normalised 0–1, zero-padded); output ``[N, 3, S, S]``
+logits of background, myocardium and blood pool (softmax at inference).
+
+Layers of a U-Net of depth ``d`` (the card, docs/methods/qcd.md):
+
+* encoder levels ``i = 1..d``: 3×3 convolution with ``f_i`` filters + ReLU, dropout
+  ``0.2·(1 + 0.25·(i−1))``, 3×3 convolution + ReLU; 2×2 max-pool between levels (none after
+  the deepest, the bottleneck);
+* decoder levels ``i = d−1..1``: 2×2 transposed convolution (stride 2) to ``f_i`` filters,
+  concatenation with the encoder's level ``i``, the same two convolutions and dropout;
+* a 1×1 convolution to 3 classes.
+
+``f_i = base · 2^(i−1)``: ``paper`` 2^(4+i) (32 … 1024 filters, 256×256 input), ``compact``
+8 … 256 capped at 128 filters on a 128×128 input (:class:`QCDConfig`). MONAI's
+``Convolution`` (conv + activation) and ``UpSample(mode="deconv")`` are exactly these layers;
+MONAI's own ``UNet`` (strided convolutions, residual units) and ``BasicUNet`` (fixed depth 4,
+batch norm) are not, so the U-Net is assembled here from the blocks.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+from monai.networks.blocks import Convolution, UpSample
+
+from ..models.registry import register_architecture
+
+N_CLASSES = 3  # 0 background, 1 myocardium, 2 blood pool (the data contract's label table)
+
+
+@dataclass(frozen=True)
+class QCDConfig:
+    """Ensemble settings; travels in the manifest's ``arch_args``."""
+
+    depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+    base_filters: int = 32  # f_1 (paper: 2^(4+1))
+    max_filters: int = 1024
+    size: int = 256  # input grid, px
+    pixel_mm: float = 1.4  # input pixel size the images are resampled to (mm); the card zero-pads 256 px
+    dropout: float = 0.2
+
+    @classmethod
+    def preset(cls, name: str) -> "QCDConfig":
+        if name == "paper":
+            return cls()
+        if name == "compact":
+            return cls(base_filters=8, max_filters=128, size=128, pixel_mm=2.0)
+        raise ValueError(f"unknown preset {name!r}; expected paper or compact")
+
+    def filters(self, level: int) -> int:
+        return int(min(self.base_filters * 2 ** (level - 1), self.max_filters))
+
+    def level_dropout(self, level: int) -> float:
+        return float(self.dropout * (1.0 + 0.25 * (level - 1)))
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int, dropout: float) -> None:
+        super().__init__(
+            Convolution(2, cin, cout, kernel_size=3, act="relu", norm=None, adn_ordering="A"),
+            nn.Dropout(dropout),
+            Convolution(2, cout, cout, kernel_size=3, act="relu", norm=None, adn_ordering="A"),
+        )
+
+
+class QCDUNet(nn.Module):
+    """One U-Net of depth ``depth`` (1 = no pooling)."""
+
+    def __init__(self, depth: int, config: QCDConfig, in_channels: int = 1) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError("depth must be ≥ 1")
+        self.depth = depth
+        c = config
+        self.down = nn.ModuleList()
+        cin = in_channels
+        for level in range(1, depth + 1):
+            self.down.append(_DoubleConv(cin, c.filters(level), c.level_dropout(level)))
+            cin = c.filters(level)
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        for level in range(depth - 1, 0, -1):
+            f = c.filters(level)
+            self.up.append(UpSample(2, cin, f, scale_factor=2, kernel_size=2, mode="deconv"))
+            self.merge.append(_DoubleConv(2 * f, f, c.level_dropout(level)))
+            cin = f
+        self.head = Convolution(2, cin, N_CLASSES, kernel_size=1, conv_only=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for level, block in enumerate(self.down):
+            x = block(x)
+            if level < self.depth - 1:
+                skips.append(x)
+                x = self.pool(x)
+        for up, merge in zip(self.up, self.merge):
+            x = merge(torch.cat([up(x), skips.pop()], dim=1))
+        return self.head(x)
+
+
+class QCDEnsemble(nn.Module):
+    """The M U-Nets of one model file; ``forward`` gives logits ``[M, N, 3, S, S]``."""
+
+    def __init__(self, config: QCDConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.nets = nn.ModuleList([QCDUNet(d, config) for d in config.depths])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.nets])
+
+
+@register_architecture("qcd_ensemble")
+def build_qcd_ensemble(**arch_args) -> QCDEnsemble:
+    """``arch_args``: the fields of :class:`QCDConfig` (tuples as lists in JSON)."""
+    args = dict(arch_args)
+    if "depths" in args:
+        args["depths"] = tuple(int(d) for d in args["depths"])
+    return QCDEnsemble(QCDConfig(**args))
+
+
+def config_args(config: QCDConfig) -> dict:
+    """:class:`QCDConfig` as manifest ``arch_args`` (JSON-friendly)."""
+    d = asdict(config)
+    d["depths"] = list(d["depths"])
+    return d
