@@ -341,8 +341,14 @@ def process_input(source: Path, out: Path, *, mask_path: str | None = None, leve
     for name, image, series, _ in jobs:
         labels, note, mask_source = None, None, None
         if masks and series is not None and series.series_uid in masks:
-            labels, note = labels_on_grid(masks[series.series_uid], image)
-            mask_source = "from an earlier step"
+            mask_img = masks[series.series_uid]
+            labels, note = labels_on_grid(mask_img, image)
+            mask_source = str(getattr(mask_img, "meta", {}).get("source") or "from an earlier step")
+            failed = list(getattr(mask_img, "meta", {}).get("qc_failed_slices") or [])
+            if failed:  # a QC failure of the mask travels into every result made from it
+                qc = ("the mask failed its QC on slice(s) " + ", ".join(str(k + 1) for k in failed)
+                      + f" ({mask_source}): the AHA segments and statistics there need review")
+                note = f"{note}; {qc}" if note else qc
         elif mask_path:
             labels, note = labels_on_grid(mask_path, image)
             mask_source = str(mask_path)

@@ -60,11 +60,11 @@ def segment(model, regressors: Regressors, images: list[np.ndarray], spacing: tu
     for im, pm, cm in zip(images, maps, per_net):
         cands = candidates(cm)
         d = decide(cands, regressors, threshold)
-        out.append(SliceSegmentation(_back(cands[d.candidate], pm, im.shape), d, cands))
+        out.append(SliceSegmentation(labels_to_source(cands[d.candidate], pm, im.shape), d, cands))
     return out
 
 
-def _back(label_net: np.ndarray, pm, shape: tuple[int, int]) -> np.ndarray:
+def labels_to_source(label_net: np.ndarray, pm, shape: tuple[int, int]) -> np.ndarray:
     """Network-grid label map → source grid (per-class indicator resampled linearly, arg-max)."""
     probs = np.stack([pm.sample_back((label_net == c).astype(np.float32), shape) for c in (0, 1, 2)])
     outside = probs.sum(0) < 0.5
