@@ -86,11 +86,11 @@ class SegmentationLogic(CMRModuleLogicBase):
 
         return export_training_pair(volume_node, segmentation_node, folder, name, frame=frame)
 
-    def jump_to_slice(self, outputs: Any, index: int) -> Any:
-        """Centre the scene's slice views on slice ``index`` (0-based) of a QCD result; returns
-        the RAS point."""
+    def jump_to_slice(self, outputs: Any, index: int, volume: Any = None) -> Any:
+        """Centre the scene's slice views on slice ``index`` (0-based) of a QCD result, in the
+        planes of ``volume`` when given; returns the RAS point."""
         from .qcd import jump_slices_to
 
         ras, _ = outputs.slice_position(index)
-        jump_slices_to(self.scene, ras)
+        jump_slices_to(self.scene, ras, volume)
         return ras

@@ -30,6 +30,8 @@ QCD_LABEL_TABLE = {1: (MYOCARDIUM, (0.85, 0.22, 0.17)), 2: (BLOOD_POOL, (0.98, 0
 #: Columns of the per-slice table (node and panel).
 TABLE_COLUMNS = ("slice", "predicted Dice", "QC", "candidate", "reason")
 QC_PASS, QC_FAIL = "pass", "FAIL"
+#: Background (r, g, b 0-255) of the panel's QC cell: green pass, red FAIL.
+QC_COLOURS = {QC_PASS: (120, 200, 120), QC_FAIL: (235, 110, 100)}
 #: Suffixes of an exported pair (``cmrlib.qcd.data.user_slices`` pairs NAME.nrrd with NAME.labels.nrrd).
 IMAGE_SUFFIX, LABELS_SUFFIX = ".nrrd", ".labels.nrrd"
 
@@ -50,6 +52,25 @@ def slice_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                      "QC": QC_PASS if s["qc_pass"] else QC_FAIL, "candidate": _text(s.get("candidate")),
                      "reason": _text(s.get("reason"))})
     return rows
+
+
+def table_cells(rows: list[dict[str, Any]]) -> list[list[tuple[str, tuple[int, int, int] | None]]]:
+    """The panel's table: per row, per column of :data:`TABLE_COLUMNS`, (text, background)
+    with the QC cell coloured (:data:`QC_COLOURS`), the predicted Dice to two decimals."""
+    out = []
+    for row in rows:
+        cells = []
+        for key in TABLE_COLUMNS:
+            value = row.get(key)
+            if key == "predicted Dice":
+                text = f"{float(value):.2f}"
+            elif key == "slice":
+                text = str(int(value))
+            else:
+                text = "" if value is None else str(value)
+            cells.append((text, QC_COLOURS.get(text) if key == "QC" else None))
+        out.append(cells)
+    return out
 
 
 @dataclass
@@ -137,12 +158,17 @@ def slice_position(grid: Any, index: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lps_to_ras(grid.index_to_lps(ijk)), float), ijk
 
 
-def jump_slices_to(scene: Any, ras: Any) -> int:
-    """Centre every slice view of ``scene`` on ``ras`` (mm); returns how many slice nodes moved."""
+def jump_slices_to(scene: Any, ras: Any, volume: Any = None) -> int:
+    """Centre every slice view of ``scene`` on ``ras`` (mm), first turned to the planes of
+    ``volume`` when given (an oblique short-axis stack is then seen slice by slice); returns
+    how many slice nodes moved."""
     ras = [float(x) for x in ras]
     moved = 0
     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):
-        scene.GetNthNodeByClass(i, "vtkMRMLSliceNode").JumpSliceByCentering(*ras)
+        node = scene.GetNthNodeByClass(i, "vtkMRMLSliceNode")
+        if volume is not None:
+            node.RotateToVolumePlane(volume)
+        node.JumpSliceByCentering(*ras)
         moved += 1
     return moved
 
