@@ -58,13 +58,17 @@ def test_quality_says_only_the_loader_and_the_sample_data_work():
     assert help_text.PHANTOM_NOTE not in text
 
 
-def test_segmentation_help_is_the_landmarks_record_and_the_planned_rest():
-    (landmarks,) = for_panel("CMRSegmentation")
+def test_segmentation_help_is_the_landmarks_and_qcd_records_and_the_planned_rest():
+    landmarks, qcd = for_panel("CMRSegmentation")
     text = help_text.help_html("CMRSegmentation")
     assert landmarks.command == "landmarks" and landmarks.panel_help in text and "only the study loader" not in text
     assert "does not yet recompute" in landmarks.panel_help  # honest about the panel in this version
-    assert all(title in text.split("Planned for a later version")[1] for title in _planned("CMRSegmentation"))
-    assert help_text.summary_text("CMRSegmentation").splitlines()[1] == f"In this panel: {landmarks.title}."
+    assert qcd.command == "segment" and qcd.panel_help in text and "QCD segmentation" in qcd.panel_help
+    planned = text.split("Planned for a later version")[1]
+    assert all(title in planned for title in _planned("CMRSegmentation")) and "QCD" not in planned
+    assert help_text.PHANTOM_NOTE in text  # the QCD and landmark weights are phantom-trained
+    assert help_text.summary_text("CMRSegmentation").splitlines()[1] == \
+        f"In this panel: {landmarks.title}; {qcd.title}."
 
 
 def test_motion_help_is_its_record_panel_help():

@@ -378,7 +378,8 @@ def test_ui_parameter_names_match_the_parameter_node(module):
         assert bound == {"studyFolder": "ctkDirectoryButton", "device": "QComboBox"}
         assert set(bound) == fields
         return
-    own = {"CMRMotion": {"irwSequence": "qMRMLNodeComboBox", "method": "QComboBox"}}.get(module, {})
+    own = {"CMRMotion": {"irwSequence": "qMRMLNodeComboBox", "method": "QComboBox"},
+           "CMRSegmentation": {"qcdInput": "qMRMLNodeComboBox", "qcdThreshold": "QDoubleSpinBox"}}.get(module, {})
     assert bound == own
     assert set(bound) == parameter_node_fields(module), "each own parameter is bound to a widget of the module's .ui"
 
@@ -533,7 +534,7 @@ def test_each_module_finds_its_lib_logic(module):
 def test_module_script_imports_no_cmrlib_at_load_time(module):
     """Slicer imports every module at startup: a missing package must not stop it loading."""
     top = imported_modules(ROOT / module / f"{module}.py", top_level_only=True)
-    allowed_roots = {"logging", "pathlib", "tempfile", "vtk", "slicer", "CMRCommonLib"}
+    allowed_roots = {"logging", "pathlib", "tempfile", "typing", "vtk", "slicer", "CMRCommonLib"}
     assert {m.split(".")[0] for m in top} <= allowed_roots, top
     assert {m for m in top if m.startswith("CMRCommonLib")} <= {"CMRCommonLib.module_base"}
 
