@@ -1,9 +1,11 @@
 """CMRSegmentation's landmarks adapter (Qt-free): a `cmr landmarks` result folder → MRML nodes.
 
 One markups point list per slice with two control points labelled "LV centre" and
-"RV insertion" (the anterior RV insertion point), LPS → RAS through ``cmrlib.mrml``, and the
-AHA segment map as a label-map volume. Method card: docs/methods/landmarks.md. In this
-version the nodes show the result; moving a point does not recompute the segments yet.
+"RV insertion" (the anterior RV insertion point), LPS → RAS through ``cmrlib.mrml``, each
+tagged with its slice (:data:`SLICE_ATTRIBUTE`), and the AHA segment map as a label-map
+volume. Moving a point recomputes the segments live with
+``CMRSegmentationLib/landmarks_live.py`` (the panel wires it to these nodes). Method card:
+docs/methods/landmarks.md.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import numpy as np
 from cmrlib.errors import InputError
 
 LV_LABEL, RV_LABEL = "LV centre", "RV insertion"
+#: Attribute of a point list: the 0-based slice of the image it belongs to (the live recompute reads it).
+SLICE_ATTRIBUTE = "CMR.slice"
 
 
 @dataclass
@@ -59,6 +63,7 @@ def outputs_to_nodes(scene: Any, outputs: Mapping[str, Any], name: str = "") -> 
         lps = np.array([s["lv_centre_lps"], s["rv_insertion_lps"]], float)
         node = markups_node_from_points(scene, lps, [LV_LABEL, RV_LABEL], f"{name} landmarks slice {s['index'] + 1}")
         node.SetAttribute("CMR.confidence", str(s.get("confidence")))
+        node.SetAttribute(SLICE_ATTRIBUTE, str(int(s["index"])))
         points.append(node)
         reasons.append(None)
     segments = None

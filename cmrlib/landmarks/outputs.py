@@ -58,12 +58,19 @@ def write_result(result, out: Path) -> dict[str, Any]:
         if result.image.meta.get("kind") == "t1map" and any(r["median"] is not None for r in result.segment_stats):
             from ..aha import bullseye
             values = {r["segment"]: r["median"] for r in result.segment_stats}
-            lo, hi = (0.0, 1000.0) if np.nanmedian([v for v in values.values() if v is not None]) < 700 else (800.0, 1600.0)
+            lo, hi = t1_bullseye_range(values)
             bullseye(values, out / BULLSEYE, title=f"{result.series}: median myocardial T1", unit="T1 (ms)", vmin=lo, vmax=hi)
             figures.append(BULLSEYE)
     summary["figures"] = figures
     (out / RESULT).write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def t1_bullseye_range(values: dict[int, float | None]) -> tuple[float, float]:
+    """Colour range (ms) of a T1 bull's-eye: 0–1000 ms for post-contrast values (median under
+    700 ms), else 800–1600 ms (native); also the Slicer panel's live bull's-eye."""
+    finite = [v for v in values.values() if v is not None and np.isfinite(v)]
+    return (0.0, 1000.0) if finite and np.nanmedian(finite) < 700 else (800.0, 1600.0)
 
 
 def write_overlay(result, path: Path) -> str:

@@ -140,10 +140,14 @@ def _mask_centre(lv: np.ndarray, myo: np.ndarray, spacing) -> np.ndarray:
     return lv
 
 
-def _levels(image: Image, myo: np.ndarray, cavity: np.ndarray | None, have: list[bool],
+def aha_levels(image: Image, myo: np.ndarray, cavity: np.ndarray | None, have: list[bool],
             level: str | None) -> list[str | None]:
     """AHA level per slice: ``level`` for all when given, else thirds of the stack's LV extent
-    (slices with landmarks and myocardium; a slice with myocardium but no cavity is the cap)."""
+    (slices with landmarks and myocardium; a slice with myocardium but no cavity is the cap).
+
+    ``myo`` / ``cavity``: boolean ``[slice, row, col]`` (cavity None for a binary mask);
+    ``have``: per slice whether it has both landmarks. Slices outside get None. Also used by
+    CMRSegmentation's live recompute, so the panel and `cmr landmarks` agree."""
     from ..aha import long_axis_positions, slice_levels
     n = myo.shape[0]
     use = [k for k in range(n) if have[k] and myo[k].any()]
@@ -253,7 +257,7 @@ def _segments(result: LandmarkResult, arr: np.ndarray, myo: np.ndarray, cavity, 
     from ..aha import aha_volume, segment_stats
     image = result.image
     have = [s.lv_centre_px is not None for s in result.slices]
-    levels = _levels(image, myo, cavity, have, level)
+    levels = aha_levels(image, myo, cavity, have, level)
     if not any(levels):
         result.notes.append("no AHA segments: " + ("no slice has both landmarks and myocardium" if not any(have) else
                             "the AHA level of a single slice is unknown (give --level, or a description naming "

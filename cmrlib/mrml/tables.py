@@ -47,10 +47,13 @@ def _column(name: str, values: list[Any]) -> vtk.vtkAbstractArray:
     return array
 
 
-def table_node_from_rows(scene: slicer.vtkMRMLScene, rows: list[dict[str, Any]], name: str) -> slicer.vtkMRMLTableNode:
+def table_node_from_rows(scene: slicer.vtkMRMLScene, rows: list[dict[str, Any]], name: str,
+                         node: slicer.vtkMRMLTableNode | None = None) -> slicer.vtkMRMLTableNode:
     """A table node with one row per dict of ``rows`` and one column per key (see module doc for types).
 
-    Column names should carry units, e.g. ``"T1 (ms)"``, ``"scar (%)"``.
+    Column names should carry units, e.g. ``"T1 (ms)"``, ``"scar (%)"``. With ``node`` given
+    (a table node of ``scene``), its columns are replaced in place (a live result keeps one
+    node); it is renamed to ``name`` unless ``name`` is empty.
     """
     check_scene(scene)
     if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) for r in rows):
@@ -61,9 +64,18 @@ def table_node_from_rows(scene: slicer.vtkMRMLScene, rows: list[dict[str, Any]],
             if not isinstance(key, str) or not key:
                 raise InputError(f"table column names must be non-empty strings; got {key!r}")
             columns.setdefault(key)
-    node = add_new_node(scene, "vtkMRMLTableNode", name or "Table")
+    if node is None:
+        node = add_new_node(scene, "vtkMRMLTableNode", name or "Table")
+    else:
+        if not node.IsA("vtkMRMLTableNode"):
+            raise InputError(f"node '{node.GetName()}' is a {node.GetClassName()}; a table node was expected")
+        if node.GetScene() is not scene:
+            raise InputError(f"table node '{node.GetName()}' is not in this scene")
+        if name:
+            node.SetName(name)
     was_modifying = node.StartModify()
     try:
+        node.RemoveAllColumns()
         for column in columns:
             node.AddColumn(_column(column, [row.get(column) for row in rows]))
     finally:
