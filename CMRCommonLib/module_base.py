@@ -7,7 +7,7 @@ only its own panel sections, their handlers and its own checks::
     class CMRMotion(CMRScriptedModule)                 # title and methods (acknowledgement)
     @parameterNodeWrapper
     class CMRMotionParameterNode(CMRPanelParameters)   # the module's own parameters
-    class CMRMotionWidget(CMRScriptedWidget)           # setupSections(), updateSections(), handlers
+    class CMRMotionWidget(CMRScriptedWidget)           # setupSections(), updateSections(), [cleanupSections()], handlers
     class CMRMotionLogic(CMRScriptedLogic)             # its input finders (camelCase, for scripts)
     class CMRMotionTest(CMRTestMixin, ScriptedLoadableModuleTest)  # the module's own tests
 
@@ -141,6 +141,10 @@ class CMRScriptedWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Refresh the module's own widgets: after a parameter change and when a worker
         started or finished (``self.panel.status.busy``)."""
 
+    def cleanupSections(self) -> None:
+        """Release what the module's sections hold on to (e.g. observers on result nodes):
+        called before the scene closes and when the widget is destroyed."""
+
     def runCmr(self, cliArgs: list[str], text: str, onFinished: Callable[[Any], None]) -> bool:
         """Run ``cmr <cliArgs>`` in a worker process with the panel's device, status, progress
         and Cancel (:meth:`CMRCommonLib.widgets.CMRPanel.runCmr`); ``onFinished(result)`` runs
@@ -178,6 +182,7 @@ class CMRScriptedWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
+        self.cleanupSections()
         self.removeObservers()
         if self.panel is not None:
             self.panel.cleanup()
@@ -197,6 +202,7 @@ class CMRScriptedWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         """Called just before the scene is closed."""
+        self.cleanupSections()
         # Parameter node will be reset, do not use it anymore
         self.setParameterNode(None)
 

@@ -1,15 +1,16 @@
 """CMR Segmentation -- 3D Slicer scripted module of the SlicerCMR extension.
 
 QCD myocardium / blood-pool segmentation with a predicted Dice and QC per slice; RV insertion /
-LV centre landmarks with AHA segments as `cmr landmarks` results; LGE-cine fusion scar is planned
-(not in this version).
+LV centre landmarks as editable point lists with AHA segments, their statistics and a bull's-eye
+that follow the points live; LGE-cine fusion scar is planned (not in this version).
 
-This file holds the module's own panel section ("QCD segmentation",
-``Resources/UI/CMRSegmentation.ui``) and its handlers; the study section, device choice, status,
+This file holds the module's own panel sections ("QCD segmentation", "Landmarks",
+``Resources/UI/CMRSegmentation.ui``) and their handlers; the study section, device choice, status,
 progress and Cancel, the dependency check and the Slicer life cycle come from
 :mod:`CMRCommonLib.module_base`. The logic (:class:`SegmentationLogic` in
-``CMRSegmentationLib/logic.py``, the QCD adapter in ``CMRSegmentationLib/qcd.py``) is Qt-free and
-also runs headless.
+``CMRSegmentationLib/logic.py``, the QCD adapter in ``CMRSegmentationLib/qcd.py``, the landmarks
+adapter in ``CMRSegmentationLib/landmarks.py`` and the live AHA segments with their point observer
+in ``CMRSegmentationLib/landmarks_live.py``) is Qt-free and also runs headless.
 """
 import pathlib
 import tempfile
@@ -34,7 +35,8 @@ class CMRSegmentation(CMRScriptedModule):
     def __init__(self, parent):
         CMRScriptedModule.__init__(self, parent, _("CMR Segmentation"), _("""
 Methods: quality-control-driven (QCD) U-Net ensemble segmentation of the myocardium and blood pool with a
-predicted Dice per slice, and two-stage RV insertion point / LV centre landmark regression with AHA segments.
+predicted Dice per slice, and two-stage RV insertion point / LV centre landmark regression with AHA segments
+(editable points: the segments, their statistics and the bull's-eye are recomputed when a point moves).
 LGE-cine image-fusion scar quantification is planned (not in this version).
 """))
 
@@ -52,10 +54,19 @@ class CMRSegmentationParameterNode(CMRPanelParameters):
 
     qcdInput - the volume (or sequence: its shown frame) QCD segments.
     qcdThreshold - QC threshold on the predicted Dice (0.05-0.95): slices below it fail QC.
+    landmarksInput - the volume (or sequence: its shown frame) the landmarks are found on.
+    landmarksMask - optional myocardium mask: a label map (1 myocardium, 2 blood pool, 3 scar) or a
+        segmentation with a "Myocardium" segment (the QCD result); AHA segments need it.
+    landmarksLevel - "thirds" (basal / mid / apical by thirds of the stack) or one AHA level for every slice.
+    landmarksLiveUpdate - recompute the AHA segments when a point moves.
     """
 
     qcdInput: typing.Union[slicer.vtkMRMLScalarVolumeNode, slicer.vtkMRMLSequenceNode, None]
     qcdThreshold: float = 0.7
+    landmarksInput: typing.Union[slicer.vtkMRMLScalarVolumeNode, slicer.vtkMRMLSequenceNode, None]
+    landmarksMask: typing.Union[slicer.vtkMRMLLabelMapVolumeNode, slicer.vtkMRMLSegmentationNode, None]
+    landmarksLevel: str = "thirds"
+    landmarksLiveUpdate: bool = True
 
 
 #
@@ -64,7 +75,8 @@ class CMRSegmentationParameterNode(CMRPanelParameters):
 
 
 class CMRSegmentationWidget(CMRScriptedWidget):
-    """The "QCD segmentation" section and its handlers; the rest of the panel is CMRScriptedWidget's."""
+    """The "QCD segmentation" and "Landmarks" sections and their handlers; the rest of the panel is
+    CMRScriptedWidget's."""
 
     def setupSections(self) -> None:
         self._qcdOutputs = None
@@ -75,11 +87,25 @@ class CMRSegmentationWidget(CMRScriptedWidget):
         self.ui.qcdExportButton.connect("clicked(bool)", self.onQCDExport)
         self.ui.qcdInputSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSections)
         self.ui.qcdSliceTable.connect("cellClicked(int,int)", self.onQCDSliceClicked)
+        # Landmarks: the worker's point lists, the live AHA segments on them and their observer
+        self._lmOutputs = None
+        self._lmLive = None
+        self._lmObserver = None
+        self._lmWorkFolder = None
+        self.ui.landmarksApplyButton.connect("clicked(bool)", self.onLandmarksApply)
+        self.ui.landmarksInputSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSections)
+        self.ui.landmarksLiveCheckBox.connect("toggled(bool)", self.onLandmarksLiveToggled)
 
     def updateSections(self, *_) -> None:
         busy = self.panel.status.busy
         self.ui.qcdApplyButton.enabled = self.ui.qcdInputSelector.currentNode() is not None and not busy
         self.ui.qcdExportButton.enabled = self._qcdOutputs is not None and self._qcdVolume is not None and not busy
+        self.ui.landmarksApplyButton.enabled = self.ui.landmarksInputSelector.currentNode() is not None and not busy
+
+    def cleanupSections(self) -> None:
+        """Remove the point observers and forget the landmarks result (scene closing, widget destroyed)."""
+        self.removeLandmarksObservers()
+        self._lmOutputs = self._lmLive = None
 
     def onQCDApply(self) -> bool:
         """Export the selected volume (or the sequence's shown frame) and run `cmr segment` in a worker process."""
@@ -115,6 +141,11 @@ class CMRSegmentationWidget(CMRScriptedWidget):
             slicer.util.setSliceViewerLayers(background=volume, fit=True)
         self.ui.qcdResultLabel.text = self._qcdOutputs.summary_text()
         self.fillQCDTable()
+        if self._parameterNode is not None:  # the QCD result is the landmarks section's natural input
+            if self._parameterNode.landmarksMask is None:
+                self._parameterNode.landmarksMask = self._qcdOutputs.segmentation
+            if self._parameterNode.landmarksInput is None:
+                self._parameterNode.landmarksInput = node
         failed = self._qcdOutputs.failed_slices
         if failed:  # show the first slice to review
             self.showQCDSlice(failed[0])
@@ -174,6 +205,115 @@ class CMRSegmentationWidget(CMRScriptedWidget):
         return True
 
 
+    # ---- Landmarks ----------------------------------------------------------------------
+    def _landmarksLevel(self):
+        text = self.ui.landmarksLevelComboBox.currentText
+        return None if text in ("", "thirds") else text
+
+    def onLandmarksApply(self) -> bool:
+        """Export the selected volume (or the sequence's shown frame) and the optional mask and run
+        `cmr landmarks` in a worker process."""
+        from cmrlib.errors import CMRError
+        from CMRSegmentationLib.qcd import selected_frame
+
+        node = self.ui.landmarksInputSelector.currentNode()
+        mask = self.ui.landmarksMaskSelector.currentNode()
+        level = self._landmarksLevel()
+        self._lmWorkFolder = pathlib.Path(tempfile.mkdtemp(prefix="CMRSegmentation-Landmarks-"))
+        frame = selected_frame(node) if node is not None and node.IsA("vtkMRMLSequenceNode") else None
+        try:
+            imagePath, maskPath = self.logic.impl.export_landmarks_input(node, mask, self._lmWorkFolder, frame)
+            args = self.logic.impl.landmarks_arguments(imagePath, self._lmWorkFolder / "out", maskPath, level)
+        except CMRError as exc:
+            self.panel.status.showMessage(str(exc), "error")
+            return False
+        name = node.GetName() if frame is None else f"{node.GetName()} frame {frame + 1}"
+        return self.runCmr(args, "Landmarks and AHA segments",
+                           lambda result: self._onLandmarksFinished(result, node, mask, frame, level, name))
+
+    def _onLandmarksFinished(self, result, node, mask, frame, level, name: str) -> None:
+        if result.returncode != 0 or result.cancelled:
+            return  # the status line says why
+        from cmrlib.errors import CMRError
+        from cmrlib.mrml import proxy_node_for
+        from CMRSegmentationLib.landmarks_live import PointObserver
+
+        self.removeLandmarksObservers()
+        try:
+            self._lmOutputs = self.logic.impl.load_landmarks_results(self._lmWorkFolder / "out", name)
+        except Exception as exc:
+            self.panel.status.showMessage(f"Loading the results of {self._lmWorkFolder / 'out'} failed: {exc}", "error")
+            return
+        self._lmLive = None
+        text = self._lmOutputs.summary_text()
+        if mask is None:
+            text += "\nChoose a myocardium mask (e.g. the QCD segmentation) for AHA segments that follow the points."
+        else:
+            try:
+                self._lmLive = self.logic.impl.live_segments(node, mask, self._lmOutputs, level=level, frame=frame,
+                                                             bullseye_path=self._lmWorkFolder / "bullseye_live.png")
+            except CMRError as exc:
+                text += f"\nNo live AHA segments: {exc}"
+        self.ui.landmarksResultLabel.text = text
+        self._lmObserver = PointObserver(self.recomputeLandmarks, self._onLandmarksError)
+        self._lmObserver.enabled = bool(self.ui.landmarksLiveCheckBox.checked)
+        self._lmObserver.observe(self._lmOutputs.points)
+        try:
+            self.recomputeLandmarks(True)
+        except CMRError as exc:
+            self._lmLive = None
+            self.ui.landmarksResultLabel.text = f"{text}\nNo live AHA segments: {exc}"
+        volume = proxy_node_for(node) if frame is not None else node
+        segments = self._lmLive.segments_node if self._lmLive is not None else self._lmOutputs.segments
+        if volume is not None:
+            slicer.util.setSliceViewerLayers(background=volume, label=segments, labelOpacity=0.5, fit=True)
+
+    def recomputeLandmarks(self, final: bool = True):
+        """Recompute the live AHA segments from the points as they are (``final``: also the
+        bull's-eye) and show the result; None without live segments."""
+        if self._lmLive is None:
+            return None
+        result = self._lmLive.recompute(bullseye=final)
+        self.showLandmarksResult(result, final)
+        return result
+
+    def _onLandmarksError(self, exc) -> None:
+        self.panel.status.showMessage(f"AHA segments not updated: {exc}", "error")
+
+    def showLandmarksResult(self, result, final: bool = True) -> None:
+        """The per-segment table, the summary and (``final``) the refreshed bull's-eye."""
+        import qt
+
+        from CMRSegmentationLib.landmarks_live import TABLE_COLUMNS
+
+        head = self._lmOutputs.summary_text() if self._lmOutputs is not None else ""
+        self.ui.landmarksResultLabel.text = f"{head}\n{result.summary_text()}" if head else result.summary_text()
+        table = self.ui.landmarksSegmentTable
+        cells = result.table_cells()
+        unit = f" ({result.unit})" if result.unit else ""
+        table.setColumnCount(len(TABLE_COLUMNS))
+        table.setHorizontalHeaderLabels([c + unit if c in ("mean", "median") else c for c in TABLE_COLUMNS])
+        table.setRowCount(len(cells))
+        for r, row in enumerate(cells):
+            for c, text in enumerate(row):
+                table.setItem(r, c, qt.QTableWidgetItem(text))
+        if final and result.bullseye is not None and pathlib.Path(result.bullseye).is_file():
+            # through QImage: a QPixmap loaded by file name may come from Qt's cache, not the new file
+            self.ui.landmarksBullseyeLabel.setPixmap(qt.QPixmap.fromImage(qt.QImage(str(result.bullseye))).scaledToWidth(
+                360, qt.Qt.SmoothTransformation))
+
+    def onLandmarksLiveToggled(self, checked: bool) -> None:
+        if self._lmObserver is not None:
+            self._lmObserver.enabled = bool(checked)
+        if checked:
+            self.recomputeLandmarks(True)
+
+    def removeLandmarksObservers(self) -> None:
+        if self._lmObserver is not None:
+            self._lmObserver.remove()
+            self._lmObserver = None
+
+
 #
 # CMRSegmentationLogic
 #
@@ -186,6 +326,10 @@ class CMRSegmentationLogic(CMRScriptedLogic):
     def qcdInputs(self):
         """Volumes QCD segments (LGE, T1 maps) loaded by the study loader."""
         return self.impl.qcd_inputs()
+
+    def liveSegments(self, volume, mask, outputs, level=None, bullseyePath=None):
+        """Live AHA segments on the point lists of a loaded landmarks result (see ``SegmentationLogic.live_segments``)."""
+        return self.impl.live_segments(volume, mask, outputs, level=level, bullseye_path=bullseyePath)
 
 
 #
@@ -278,4 +422,122 @@ class CMRSegmentationTest(CMRTestMixin, ScriptedLoadableModuleTest):
                          ["pass" if s["qc_pass"] else "FAIL" for s in outputs.summary["slices"]])
         self.assertTrue(widget.ui.qcdExportButton.enabled)
         widget.onQCDSliceClicked(1, 0)
+        self.delayDisplay("Test passed")
+
+    def test_CMRSegmentationLandmarksLive(self):
+        """Live AHA segments: point lists per slice on a ring stack give the segments of
+        cmrlib.aha.aha_volume; moving an RV insertion point by 60° (observer attached) turns that
+        slice's segments by one sector and refreshes the bull's-eye; a removed point leaves its
+        slice without segments and with a reason; no observer is left after cleanup."""
+        import math
+
+        import numpy as np
+
+        from cmrlib import Image
+        from cmrlib.aha import aha_volume, long_axis_positions, slice_levels
+        from cmrlib.mrml import lps_to_ras, markups_node_from_points, volume_node_from_image
+        from CMRSegmentationLib.landmarks import LV_LABEL, RV_LABEL, SLICE_ATTRIBUTE
+        from CMRSegmentationLib.landmarks_live import LiveSegments, PointObserver
+
+        scene = slicer.mrmlScene
+        n, size, centre = 6, 64, (31.37, 32.71)
+        rows, cols = np.mgrid[:size, :size]
+        radius = np.hypot(cols - centre[0], rows - centre[1])
+        labels = np.zeros((n, size, size), np.uint8)
+        labels[:, radius < 8] = 2
+        labels[:, (radius >= 8) & (radius < 13)] = 1
+        values = np.broadcast_to(900.0 + 3.0 * cols + rows, (n, size, size)).astype(np.float32).copy()
+        image = Image(values, (1.5, 1.5, 8.0), (-40.0, -40.0, 20.0), np.eye(3), meta={"kind": "t1map"})
+        volume = volume_node_from_image(scene, image, "live test T1 map")
+        mask = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "live test mask")
+        volume_node_from_image(scene, image.with_array(labels), "live test mask", node=mask)
+
+        def rv(angle):
+            return [centre[0] + 13.0 * math.cos(math.radians(angle)), centre[1] - 13.0 * math.sin(math.radians(angle))]
+
+        nodes = []
+        for k in range(n):
+            lps = np.array([image.index_to_lps([*centre, k]), image.index_to_lps([*rv(118.3), k])])
+            node = markups_node_from_points(scene, lps, [LV_LABEL, RV_LABEL], f"live test slice {k + 1}")
+            node.SetAttribute(SLICE_ATTRIBUTE, str(k))
+            nodes.append(node)
+        with tempfile.TemporaryDirectory() as folder:
+            png = pathlib.Path(folder) / "bullseye.png"
+            live = LiveSegments(scene, volume, mask, nodes, bullseye_path=png)
+            first = live.recompute()
+            levels = slice_levels(long_axis_positions(image))
+            expected = aha_volume(labels == 1, [list(centre)] * n, [rv(118.3)] * n, levels,
+                                  direction=image.direction, spacing=image.spacing[:2])
+            np.testing.assert_array_equal(first.segments, expected)
+            picture = png.read_bytes()
+            observer = PointObserver(lambda final: live.recompute(bullseye=final))
+            observer.observe(nodes)
+            try:
+                k = n - 1  # basal (the slice axis runs superior, to the base)
+                self.assertEqual(first.levels[k], "basal")
+                nodes[k].SetNthControlPointPosition(1, *lps_to_ras(image.index_to_lps([*rv(178.3), k])).tolist())
+                old, new = first.segments[k], live.last.segments[k]
+                np.testing.assert_array_equal(new[old > 0], np.where(old[old > 0] == 1, 6, old[old > 0] - 1))
+                self.assertNotEqual(png.read_bytes(), picture)
+                nodes[0].RemoveNthControlPoint(0)
+                self.assertFalse(live.last.segments[0].any())
+                self.assertIn("LV centre", live.last.reasons[0])
+            finally:
+                observer.remove()
+            calls = observer.calls
+            nodes[k].SetNthControlPointPosition(1, *lps_to_ras(image.index_to_lps([*rv(118.3), k])).tolist())
+            self.assertEqual(observer.calls, calls)
+            self.assertEqual(observer.nodes, [])
+        self.delayDisplay("Test passed")
+
+    def test_CMRSegmentationLandmarksApply(self):
+        """Widget: landmarks on a phantom LGE stack with its truth labels as the mask, from the panel
+        (CPU); the segment table and the bull's-eye are shown, and moving a point updates them."""
+        import numpy as np
+
+        from cmrlib.image import Image
+        from cmrlib.mrml import lps_to_ras, volume_node_from_image
+        from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
+        from CMRCommonLib.device_choice import DeviceChoice
+        from CMRCommonLib.widgets import waitForWorker
+
+        subject = sample_subject(11, PhantomOptions(matrix=96, la=False))
+        k = subject.n_slices // 2
+        psir, _ = Phantom(subject).lge([k - 3, k - 1, k + 1, k + 3])
+        volume = volume_node_from_image(slicer.mrmlScene, psir.image, "phantom LGE")
+        truth = psir.labels
+        labels = np.where(np.isin(truth.array, (1, 2, 3)), truth.array, 0).astype(np.uint8)
+        mask = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "phantom LGE labels")
+        volume_node_from_image(slicer.mrmlScene, Image(labels, truth.spacing, truth.origin, truth.direction), "",
+                               node=mask)
+        widget = self.moduleWidget()
+        widget.initializeParameterNode()
+        widget._parameterNode.device = DeviceChoice.CPU
+        widget._parameterNode.landmarksInput = volume
+        widget._parameterNode.landmarksMask = mask
+        widget._parameterNode.landmarksLiveUpdate = True
+        self.assertTrue(widget.ui.landmarksApplyButton.enabled)
+        widget.panel.checkDependencies = False
+        try:
+            self.assertTrue(widget.onLandmarksApply(), widget.ui.statusLabel.text)
+            result = waitForWorker(self, widget.panel)
+        finally:
+            widget.panel.checkDependencies = True
+        self.assertEqual(result.returncode, 0, result.error_text(10))
+        self.assertIsNotNone(widget._lmLive, widget.ui.landmarksResultLabel.text)
+        last = widget._lmLive.last
+        self.assertGreater(widget.ui.landmarksSegmentTable.rowCount, 0)
+        self.assertEqual(widget.ui.landmarksSegmentTable.rowCount, len(last.stats))
+        self.assertFalse(widget.ui.landmarksBullseyeLabel.pixmap.isNull())
+        node = next(p for p in widget._lmOutputs.points if p is not None)
+        slice_index = int(node.GetAttribute("CMR.slice"))
+        before = last.segments[slice_index].copy()
+        lv, rv = [0.0] * 3, [0.0] * 3
+        node.GetNthControlPointPosition(0, lv)
+        node.GetNthControlPointPosition(1, rv)
+        turned = np.array(lv) + 0.5 * (np.array(rv) - np.array(lv)) + np.cross(np.array(rv) - np.array(lv),
+                                                                               lps_to_ras(psir.image.direction[:, 2]))
+        node.SetNthControlPointPosition(1, *turned.tolist())
+        self.assertFalse(np.array_equal(widget._lmLive.last.segments[slice_index], before))
+        widget.removeLandmarksObservers()
         self.delayDisplay("Test passed")

@@ -62,7 +62,7 @@ def test_segmentation_help_is_the_landmarks_and_qcd_records_and_the_planned_rest
     landmarks, qcd = for_panel("CMRSegmentation")
     text = help_text.help_html("CMRSegmentation")
     assert landmarks.command == "landmarks" and landmarks.panel_help in text and "only the study loader" not in text
-    assert "does not yet recompute" in landmarks.panel_help  # honest about the panel in this version
+    assert "moving a point recomputes" in landmarks.panel_help and "Live update" in landmarks.panel_help
     assert qcd.command == "segment" and qcd.panel_help in text and "QCD segmentation" in qcd.panel_help
     planned = text.split("Planned for a later version")[1]
     assert all(title in planned for title in _planned("CMRSegmentation")) and "QCD" not in planned

@@ -333,6 +333,53 @@ def test_module_file_has_the_landmarks_parameters_handlers_and_self_test():
     assert ast.literal_eval(params["landmarksLevel"].value) == "thirds"
     assert "vtkMRMLSegmentationNode" in ast.unparse(params["landmarksMask"].annotation)
     widget = {f.name for f in classes["CMRSegmentationWidget"].body if isinstance(f, ast.FunctionDef)}
-    assert {"onLandmarksApply", "onLandmarksLiveToggled", "recomputeLandmarks", "cleanup"} <= widget
+    assert {"onLandmarksApply", "onLandmarksLiveToggled", "recomputeLandmarks", "cleanupSections"} <= widget
     tests = {f.name for f in classes["CMRSegmentationTest"].body if isinstance(f, ast.FunctionDef)}
     assert "test_CMRSegmentationLandmarksLive" in tests
+
+
+# ---- the logic: worker input, arguments, loading ---------------------------------------------
+def test_logic_exports_image_and_mask_and_builds_the_worker_arguments(scene_inputs, tmp_path):
+    from cmrlib.io import read_image
+    from CMRSegmentationLib.logic import LANDMARKS_INPUT, LANDMARKS_MASK, SegmentationLogic
+    scene, image, lab, volume, mask = scene_inputs
+    logic = SegmentationLogic(scene)
+    seg = segmentation_node_from_labels(scene, lab, image, QCD_LABEL_TABLE, "QCD segmentation")
+    image_path, mask_path = logic.export_landmarks_input(volume, seg, tmp_path)
+    assert (image_path.name, mask_path.name) == (LANDMARKS_INPUT, LANDMARKS_MASK)
+    back = read_image(mask_path)
+    assert back.same_geometry(image) and np.array_equal(back.array, lab)
+    assert read_image(image_path).meta.get("kind") == "t1map"
+    only_image, none = logic.export_landmarks_input(volume, None, tmp_path / "b")
+    assert none is None and only_image.is_file()
+    assert logic.landmarks_arguments("x.nrrd", "out", mask_path, "mid") == [
+        "landmarks", "x.nrrd", "--out", "out", "--mask", str(mask_path), "--level", "mid", "--progress-lines"]
+    assert logic.landmarks_arguments("x.nrrd", "out") == ["landmarks", "x.nrrd", "--out", "out", "--progress-lines"]
+    with pytest.raises(InputError, match="level"):
+        logic.landmarks_arguments("x.nrrd", "out", level="top")
+    with pytest.raises(InputError):
+        logic.export_landmarks_input(mask, None, tmp_path / "c")  # a label map is no input image
+    assert not (tmp_path / "c").exists()
+
+
+def test_logic_loads_a_result_folder_and_goes_live(scene_inputs, tmp_path):
+    import json
+    from cmrlib.io import write_image
+    from CMRSegmentationLib.logic import SegmentationLogic
+    scene, image, lab, volume, mask = scene_inputs
+    n = image.spatial_shape[0]
+    expected = _expected(image, lab, [list(CENTRE)] * n, [_rv()] * n)
+    slices = [{"index": k, "lv_centre_lps": image.index_to_lps([*CENTRE, k]).tolist(),
+               "rv_insertion_lps": image.index_to_lps([*_rv(), k]).tolist(), "confidence": 0.9, "reason": None}
+              for k in range(n)]
+    (tmp_path / "landmarks.json").write_text(json.dumps({"series": "T1 map SAX", "slices": slices}))
+    (tmp_path / "result.json").write_text(json.dumps({"model": {"name": "landmarks-compact", "version": "1"}}))
+    write_image(image.with_array(expected.astype(np.uint8)), tmp_path / "aha_segments.nrrd")
+    logic = SegmentationLogic(scene)
+    outputs = logic.load_landmarks_results(tmp_path, "T1")
+    live = logic.live_segments(volume, mask, outputs, bullseye_path=tmp_path / "live.png")
+    assert live.segments_node is outputs.segments  # updated in place, not a second node
+    result = live.recompute()
+    np.testing.assert_array_equal(result.segments, expected)
+    np.testing.assert_array_equal(image_from_volume_node(outputs.segments).array, expected)
+    assert outputs.segments.GetName() == "T1 AHA segments" and result.bullseye.is_file()

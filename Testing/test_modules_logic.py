@@ -266,8 +266,10 @@ from CMRCommonLib.module_logic import CMRModuleLogicBase
 
 #: the logic-side self-tests (the others need the application's widgets)
 LOGIC_TESTS = {"CMRMotion": ["test_CMRMotionInputs", "test_CMRMotionCorrectAndMap"],
-               "CMRSegmentation": ["test_CMRSegmentationQCDAdapter"]}
-OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"}, "CMRSegmentation": {"qcdInput", "qcdThreshold"}}
+               "CMRSegmentation": ["test_CMRSegmentationQCDAdapter", "test_CMRSegmentationLandmarksLive"]}
+OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"},
+                  "CMRSegmentation": {"qcdInput", "qcdThreshold", "landmarksInput", "landmarksMask", "landmarksLevel",
+                                      "landmarksLiveUpdate"}}
 
 for name in modules:
     module = importlib.import_module(name)

@@ -361,7 +361,7 @@ def test_module_file_has_the_parameters_and_the_self_tests():
     tree = ast.parse(MODULE.read_text())
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     params = {n.target.id: n for n in classes["CMRSegmentationParameterNode"].body if isinstance(n, ast.AnnAssign)}
-    assert set(params) == {"qcdInput", "qcdThreshold"}
+    assert {"qcdInput", "qcdThreshold"} <= set(params)  # the Landmarks section adds its own
     assert ast.literal_eval(params["qcdThreshold"].value) == 0.7
     assert "vtkMRMLSequenceNode" in ast.unparse(params["qcdInput"].annotation)
     tests = {f.name for f in classes["CMRSegmentationTest"].body if isinstance(f, ast.FunctionDef)}

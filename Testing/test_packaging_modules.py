@@ -379,7 +379,9 @@ def test_ui_parameter_names_match_the_parameter_node(module):
         assert set(bound) == fields
         return
     own = {"CMRMotion": {"irwSequence": "qMRMLNodeComboBox", "method": "QComboBox"},
-           "CMRSegmentation": {"qcdInput": "qMRMLNodeComboBox", "qcdThreshold": "QDoubleSpinBox"}}.get(module, {})
+           "CMRSegmentation": {"qcdInput": "qMRMLNodeComboBox", "qcdThreshold": "QDoubleSpinBox",
+                               "landmarksInput": "qMRMLNodeComboBox", "landmarksMask": "qMRMLNodeComboBox",
+                               "landmarksLevel": "QComboBox", "landmarksLiveUpdate": "QCheckBox"}}.get(module, {})
     assert bound == own
     assert set(bound) == parameter_node_fields(module), "each own parameter is bound to a widget of the module's .ui"
 
@@ -480,7 +482,8 @@ def test_module_bases_keep_the_slicer_template():
     for key in ("title", "categories", "contributors", "helpText", "acknowledgementText"):
         assert key in attrs, f"CMRScriptedModule: self.parent.{key} not set"
     assert "Cardiac" in ast.unparse(attrs["categories"])
-    assert WIDGET_LIFE_CYCLE | {"setupSections", "updateSections", "runCmr"} <= _methods(cls["CMRScriptedWidget"])
+    assert WIDGET_LIFE_CYCLE | {"setupSections", "updateSections", "cleanupSections", "runCmr"} <= \
+        _methods(cls["CMRScriptedWidget"])
     assert {"impl", "createImpl", "getParameterNode", "scan", "load"} <= _methods(cls["CMRScriptedLogic"])
     assert {"setUp", "runTest", "test_LoadStudy", "test_ParameterNode", "test_Panel", "test_WorkerProgress"} \
         <= _methods(cls["CMRTestMixin"])

@@ -5,9 +5,11 @@ docs/methods/qcd.md) runs from the panel: the input volume (or a sequence's show
 written as NRRD, a `cmr segment` worker segments it, and ``CMRSegmentationLib/qcd.py`` turns the
 output folder into a segmentation node and a per-slice QC table; an edited segmentation goes back
 out as a training pair for `cmr train qcd --data`. RV insertion / LV centre landmarks with AHA
-segments (method card docs/methods/landmarks.md) have landed as results:
-``CMRSegmentationLib/landmarks.py`` turns a `cmr landmarks` folder into markups and a segment map
-(no live recompute yet). LGE-cine fusion scar is planned, not in this version
+segments (method card docs/methods/landmarks.md) run from the panel too: the input volume and
+its myocardium mask (a label map, or a segmentation such as the QCD result) are written as NRRD,
+a `cmr landmarks` worker places the points, ``CMRSegmentationLib/landmarks.py`` turns its folder
+into one editable point list per slice, and ``CMRSegmentationLib/landmarks_live.py`` recomputes
+the AHA segment map, the per-segment statistics and the bull's-eye whenever a point moves. LGE-cine fusion scar is planned, not in this version
 (``cmrlib.capabilities.PLANNED``; method card docs/methods/scar-fusion.md); for it the logic
 finds the cine sequences (TriggerTime per frame, ms) loaded by the study loader.
 """
@@ -22,6 +24,8 @@ from CMRCommonLib.module_logic import CMRModuleLogicBase
 
 #: File name of the QCD worker's input (written by :meth:`SegmentationLogic.export_qcd_input`).
 QCD_INPUT = "qcd_input.nrrd"
+#: File names of the landmarks worker's image and mask (:meth:`SegmentationLogic.export_landmarks_input`).
+LANDMARKS_INPUT, LANDMARKS_MASK = "landmarks_input.nrrd", "landmarks_mask.nrrd"
 
 
 class SegmentationLogic(CMRModuleLogicBase):
@@ -94,3 +98,65 @@ class SegmentationLogic(CMRModuleLogicBase):
         ras, _ = outputs.slice_position(index)
         jump_slices_to(self.scene, ras, volume)
         return ras
+
+    # ---- landmarks and live AHA segments ------------------------------------------------------
+    @staticmethod
+    def export_landmarks_input(node: Any, mask: Any, folder: str | Path,
+                               frame: int | None = None) -> tuple[Path, Path | None]:
+        """Write the landmarks input (a scalar volume, or a sequence's frame ``frame``, default
+        the one shown) as ``folder/landmarks_input.nrrd`` and, when ``mask`` (label map or
+        segmentation) is given, its labels on the image grid as ``folder/landmarks_mask.nrrd``
+        (1 myocardium, 2 blood pool, 3 scar); returns (image path, mask path or None)."""
+        from cmrlib.image import Image
+        from cmrlib.io import write_image
+
+        from .landmarks_live import mask_labels
+        from .qcd import input_image
+
+        image = input_image(node, frame)  # clear errors for wrong nodes, before any file
+        labels = mask_labels(mask, image) if mask is not None else None
+        folder = Path(folder)
+        image_path = write_image(image, folder / LANDMARKS_INPUT)
+        if labels is None:
+            return image_path, None
+        label_image = Image(labels, image.spacing, image.origin, image.direction, False,
+                            {"labels": {"1": "myocardium", "2": "blood pool", "3": "scar"},
+                             "SeriesDescription": f"{image.meta.get('SeriesDescription', 'image')} mask"})
+        return image_path, write_image(label_image, folder / LANDMARKS_MASK)
+
+    @staticmethod
+    def landmarks_arguments(input_path: str | Path, out_dir: str | Path, mask_path: str | Path | None = None,
+                            level: str | None = None) -> list[str]:
+        """`cmr landmarks` arguments for the worker process (progress as CMR-PROGRESS lines);
+        ``level``: the AHA level of every slice (None: thirds of the stack)."""
+        from cmrlib.aha import LEVELS
+
+        args = ["landmarks", str(input_path), "--out", str(out_dir)]
+        if mask_path is not None:
+            args += ["--mask", str(mask_path)]
+        if level is not None:
+            if level not in LEVELS:
+                raise InputError(f"unknown AHA level {level!r}; expected one of {', '.join(LEVELS)}")
+            args += ["--level", level]
+        return args + ["--progress-lines"]
+
+    def load_landmarks_results(self, out_dir: str | Path, name: str = "") -> Any:
+        """Load a `cmr landmarks` output folder (one series) into the scene: the capability's
+        reader, then :func:`CMRSegmentationLib.landmarks.outputs_to_nodes`."""
+        from cmrlib.capabilities import capability
+        from cmrlib.contract import resolve
+
+        from .landmarks import outputs_to_nodes
+
+        read_result = resolve(capability("landmarks").reader)
+        return outputs_to_nodes(self.scene, read_result(Path(out_dir)), name)
+
+    def live_segments(self, volume: Any, mask: Any, outputs: Any, *, level: str | None = None,
+                      bullseye_path: str | Path | None = None, frame: int | None = None) -> Any:
+        """A :class:`CMRSegmentationLib.landmarks_live.LiveSegments` on the point lists of a
+        loaded result (``outputs``), updating its AHA segment map node in place."""
+        from .landmarks_live import LiveSegments
+
+        name = outputs.segments.GetName().removesuffix(" AHA segments") if outputs.segments is not None else ""
+        return LiveSegments(self.scene, volume, mask, outputs.points, level=level, name=name,
+                            segments_node=outputs.segments, bullseye_path=bullseye_path, frame=frame)

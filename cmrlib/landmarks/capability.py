@@ -6,10 +6,14 @@ CAPABILITY = Capability(
     title="RV insertion / LV centre landmarks, AHA segments and myocardial T1 per segment",
     panel="CMRSegmentation",
     cli="cmrlib.landmarks.cli",
-    panel_help=("<b>Landmarks</b> (this version: results only): `cmr landmarks` / `cmr run` results load as one "
-                "markups point list per slice (\"LV centre\", \"RV insertion\") and the AHA segment map as a "
-                "label volume; the two-stage network uses phantom-trained demonstration weights. Moving a point "
-                "does not yet recompute the segments, and the panel has no Apply button for landmarks yet."),
+    panel_help=("<b>Landmarks</b>: choose a short-axis T1 map or LGE volume and, for AHA segments, a myocardium "
+                "mask (a label map or a segmentation such as the QCD result above); <i>Find landmarks</i> runs "
+                "`cmr landmarks` (two-stage network, phantom-trained demonstration weights) and loads one editable "
+                "markups point list per slice (\"LV centre\", \"RV insertion\"). The AHA segment map is shown as "
+                "a coloured label layer, with the per-segment mean / median (T1 maps: ms) in a table and a "
+                "bull's-eye in the panel; with <i>Live update</i> on, moving a point recomputes them. A slice "
+                "whose points are missing or whose mask has no myocardium gets no segments, and the panel says "
+                "why. A single slice needs its AHA level chosen."),
     step=Step(run="cmrlib.landmarks.pipeline:run_step", series_kinds=("t1map", "lge_psir", "lge_magnitude"),
               uses=("myocardium_mask",), provides=("landmarks", "aha_segments")),
     trainers={"landmarks": "cmrlib.landmarks.train"},
