@@ -32,6 +32,9 @@ from .data import (CONTRASTS, EVAL_CORRUPT_FRACTION, TRAIN_SEED_BASE, VAL_SEED_B
 from .unet import QCDConfig, QCDEnsemble, config_args
 
 MODEL_TASK = "segmentation"
+#: the 2M = 12 regressors have 12 parameters each: at least 13 validation images (more is better)
+MIN_VALIDATION_IMAGES = 13
+LEARNING_DICE = 0.2  # early stopping applies to a network once its validation Dice passed this
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,12 +83,17 @@ def _cached(cache: Path, tag: str, make) -> list:
 def _sources(args, progress) -> tuple[list[Slice2D], list[Slice2D], str]:
     if args.data:
         items = user_slices(args.data)
+        need = 2 * MIN_VALIDATION_IMAGES
+        if len(items) < need:
+            raise InputError(f"--data {args.data}: {len(items)} labelled slice(s); QCD needs at least {need} "
+                             f"({MIN_VALIDATION_IMAGES} are held out to fit its Dice regressors, never trained on)")
         rng = np.random.default_rng(args.seed)
         order = rng.permutation(len(items))
-        n_val = max(1, len(items) // 10) if len(items) > 1 else 0
+        n_val = max(MIN_VALIDATION_IMAGES, len(items) // 10)
         val = [items[i] for i in order[:n_val]]
-        train = [items[i] for i in order[n_val:]] or items
-        return train, val or train, f"user data {args.data}: {len(items)} labelled images"
+        train = [items[i] for i in order[n_val:]]
+        return train, val, (f"user data {args.data}: {len(items)} labelled slices ({len(train)} training, "
+                            f"{len(val)} validation)")
     contrasts = _contrasts(args.contrasts)
     tag = "-".join(contrasts)
     cache = Path(args.cache)
@@ -173,10 +181,12 @@ def run(args: argparse.Namespace) -> int:
         earlier_commands, earlier_minutes = state.get("commands", []), state.get("minutes", 0.0)
         rng = np.random.default_rng(args.seed + start_epoch)
         print(f"resumed from {ckpt} at epoch {start_epoch}", file=sys.stderr)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
+    # Dice over the whole batch (not per image): images without myocardium still teach, and the
+    # thin myocardium gets a strong gradient from the first batches
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     xv, yv = _net_inputs(val, cfg)
     steps = args.steps or max(1, len(train) // args.batch)
-    active = [best["epoch"][i] == 0 or len(history) - best["epoch"][i] < args.patience for i in range(m)]
+    active = [best["dice"][i] <= LEARNING_DICE or len(history) - best["epoch"][i] < args.patience for i in range(m)]
     for epoch in range(start_epoch, args.epochs):
         if not any(active):
             print(f"every network stopped early (patience {args.patience})", file=sys.stderr)
@@ -204,7 +214,9 @@ def run(args: argparse.Namespace) -> int:
             if active[j] and dices[j] > best["dice"][j]:
                 best["dice"][j], best["epoch"][j] = dices[j], epoch + 1
                 best["state"][j] = copy.deepcopy(model.nets[j].state_dict())
-            if active[j] and epoch + 1 - best["epoch"][j] >= args.patience:
+            # early stopping only once a network has learned something (a net still at Dice ~0 is
+            # waiting for the myocardium to appear, not over-fitting)
+            if active[j] and best["dice"][j] > LEARNING_DICE and epoch + 1 - best["epoch"][j] >= args.patience:
                 active[j] = False
         minutes_now = earlier_minutes + (time.perf_counter() - t_start) / 60
         history.append({"epoch": epoch + 1, "train_loss": [round(t / steps, 5) for t in totals],
