@@ -88,3 +88,14 @@ def test_true_dice_is_zero_for_every_candidate_when_the_truth_has_no_myocardium(
     c = candidates(np.stack([_ring((32, 32), 5, 9)] * 3))
     assert np.all(true_dice(c, np.zeros((32, 32))) == 0)
     assert np.allclose(true_dice(c, _ring((32, 32), 5, 9)), 1.0)
+
+
+def test_two_separate_hearts_fail_qc_whatever_the_predicted_dice():
+    two = np.maximum(_ring((32, 64), 4, 7, (16, 16)), _ring((32, 64), 4, 7, (16, 48)))
+    coef = np.zeros((6, 6))
+    coef[:, 0] = 0.95
+    d = decide(candidates(np.stack([two] * 3)), Regressors(coef))
+    assert not d.qc_pass and "separate regions" in d.reason
+    one = _ring((32, 64), 4, 7, (16, 16))
+    one[0, 60:63] = 1  # a tiny stray fragment is fine
+    assert decide(candidates(np.stack([one] * 3)), Regressors(coef)).qc_pass

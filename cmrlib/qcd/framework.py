@@ -13,6 +13,9 @@ For one image and the ``M`` U-Nets' class maps (docs/methods/qcd.md):
 * the candidate with the highest predicted Dice is returned with that Dice; below the QC
   threshold (default 0.7) the image is flagged for review.
 
+Plausibility: a selected myocardium in two separate regions of comparable size (two heart-like
+structures: strong ghosting, wrap-around) fails QC whatever its predicted Dice.
+
 "No answer": a selected candidate with less than :data:`MIN_MYOCARDIUM_PX` myocardium pixels on
 the network grid has predicted Dice 0 (every candidate agreeing on "nothing" would otherwise
 look like perfect agreement) — empty, constant, long-axis and non-cardiac images end here.
@@ -27,6 +30,9 @@ MYOCARDIUM, BLOOD_POOL = 1, 2
 DEFAULT_THRESHOLD = 0.7
 #: below this many myocardium pixels on the network grid (2 mm pixels: 40 mm²) the answer is "none"
 MIN_MYOCARDIUM_PX = 10
+#: a second separate myocardium region holding more than this share of it: two heart-like
+#: structures (ghosting, wrap-around) — the LV myocardium of a short-axis slice is one ring or arc
+SECOND_REGION_SHARE = 0.25
 
 
 def candidate_names(m: int) -> list[str]:
@@ -122,9 +128,21 @@ def decide(cands: np.ndarray, regressors: Regressors, threshold: float = DEFAULT
     if int((cands[best] == MYOCARDIUM).sum()) < MIN_MYOCARDIUM_PX:
         return QCDecision(best, 0.0, [round(float(v), 4) for v in pred], False,
                           "no myocardium found (not a short-axis image of the LV, or unreadable)")
+    regions = myocardium_regions(cands[best])
+    if len(regions) > 1 and regions[1] > SECOND_REGION_SHARE * sum(regions):
+        return QCDecision(best, predicted, [round(float(v), 4) for v in pred], False,
+                          f"the myocardium falls into {len(regions)} separate regions (a second heart-like "
+                          "structure: ghosting or wrap-around?): review this slice")
     ok = predicted >= threshold
     return QCDecision(best, predicted, [round(float(v), 4) for v in pred], ok,
                       "" if ok else f"predicted Dice {predicted:.2f} < {threshold:.2f}: review this slice")
+
+
+def myocardium_regions(candidate: np.ndarray) -> list[int]:
+    """Pixel counts of the candidate's separate myocardium regions (8-connected), largest first."""
+    from scipy import ndimage
+    lab, n = ndimage.label(np.asarray(candidate) == MYOCARDIUM, structure=np.ones((3, 3)))
+    return sorted(np.bincount(lab.ravel())[1:].tolist(), reverse=True) if n else []
 
 
 def true_dice(cands: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -177,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(state["model"])
         for o, s in zip(opts, state["optimizers"]):
             o.load_state_dict(s)
+            for group in o.param_groups:  # --lr of this command (a lower rate to finish a run)
+                group["lr"] = args.lr
         start_epoch, history, best = state["epoch"], state["history"], state["best"]
         earlier_commands, earlier_minutes = state.get("commands", []), state.get("minutes", 0.0)
         rng = np.random.default_rng(args.seed + start_epoch)
@@ -219,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
             if active[j] and best["dice"][j] > LEARNING_DICE and epoch + 1 - best["epoch"][j] >= args.patience:
                 active[j] = False
         minutes_now = earlier_minutes + (time.perf_counter() - t_start) / 60
-        history.append({"epoch": epoch + 1, "train_loss": [round(t / steps, 5) for t in totals],
+        history.append({"epoch": epoch + 1, "lr": args.lr, "batch": args.batch,
+                        "train_loss": [round(t / steps, 5) for t in totals],
                         "val_dice": [round(d, 4) for d in dices], "active": list(active), "minutes": round(minutes_now, 2)})
         print(json.dumps(history[-1]), file=sys.stderr, flush=True)
         torch.save({"model": model.state_dict(), "optimizers": [o.state_dict() for o in opts], "epoch": epoch + 1,
