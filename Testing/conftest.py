@@ -77,3 +77,16 @@ def irw_image(matrix: int = 48, seed: int = 3):
     ph = Phantom(sample_subject(seed, PhantomOptions(matrix=matrix, la=False, clean=True)))
     series = ph.irw("mid", "native", "ShMOLLI", motion_severity=0.0)
     return series.image, series.labels.array[0] == 1
+
+
+@pytest.fixture(scope="module")
+def bundled_models_only():
+    """The bundled weights only (CMR_MODELS_DIR unset) for the tests of a module, restored after."""
+    import os
+    from cmrlib.models import clear_model_cache
+    old = os.environ.pop("CMR_MODELS_DIR", None)
+    clear_model_cache()
+    yield
+    if old is not None:
+        os.environ["CMR_MODELS_DIR"] = old
+    clear_model_cache()

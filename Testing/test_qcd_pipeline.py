@@ -15,15 +15,7 @@ from cmrlib.models import clear_model_cache
 from conftest import tree_snapshot
 
 
-@pytest.fixture(autouse=True, scope="module")
-def bundled_only():
-    import os
-    old = os.environ.pop("CMR_MODELS_DIR", None)
-    clear_model_cache()
-    yield
-    if old is not None:
-        os.environ["CMR_MODELS_DIR"] = old
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("bundled_models_only")  # conftest: the bundled weights, nothing else
 
 
 @pytest.fixture(scope="module")

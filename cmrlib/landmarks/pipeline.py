@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, NotAvailableError
+from ..errors import InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
 
@@ -93,16 +93,13 @@ class LandmarkResult:
 
 # ---- the computation ------------------------------------------------------------------------------
 def model_installed(name: str = MODEL_NAME) -> bool:
-    from ..models import list_models
-    return any(m.name == name for m in list_models())
+    from ..models.zoo import model_installed as installed
+    return installed(name)
 
 
 def _load(name: str, device):
-    from ..models import load_model
-    if not model_installed(name):
-        raise NotAvailableError(f"landmark weights {name!r} are not installed; train them with `cmr train landmarks` "
-                                "(or point CMR_MODELS_DIR at a folder that has them)")
-    return load_model(name, device=device)
+    from ..models.zoo import load_installed
+    return load_installed(name, device, "landmarks")
 
 
 def _refine_to_epicardium(rv: np.ndarray, lv: np.ndarray, myo: np.ndarray, spacing) -> np.ndarray:

@@ -179,6 +179,21 @@ def load_model(name: str, device: Any = None) -> tuple[Any, ModelEntry]:
     return loaded
 
 
+def model_installed(name: str) -> bool:
+    """Whether a model named ``name`` is visible (bundled or in ``CMR_MODELS_DIR``)."""
+    return any(m.name == name for m in list_models())
+
+
+def load_installed(name: str, device: Any, trainer: str) -> tuple[Any, ModelEntry]:
+    """:func:`load_model`, or a :class:`NotAvailableError` saying how to get the weights
+    (``trainer``: the `cmr train` model name that makes them)."""
+    from ..errors import NotAvailableError
+    if not model_installed(name):
+        raise NotAvailableError(f"{trainer} weights {name!r} are not installed; train them with `cmr train {trainer}` "
+                                "(or point CMR_MODELS_DIR at a folder that has them)")
+    return load_model(name, device=device)
+
+
 def _build(entry: ModelEntry, dev: Any) -> tuple[Any, ModelEntry]:
     from safetensors.torch import load_file
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, NotAvailableError
+from ..errors import InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
 
@@ -84,16 +84,13 @@ class QCDResult:
 
 
 def model_installed(name: str = MODEL_NAME) -> bool:
-    from ..models import list_models
-    return any(m.name == name for m in list_models())
+    from ..models.zoo import model_installed as installed
+    return installed(name)
 
 
 def _load(name: str, device):
-    from ..models import load_model
-    if not model_installed(name):
-        raise NotAvailableError(f"QCD weights {name!r} are not installed; train them with `cmr train qcd` "
-                                "(or point CMR_MODELS_DIR at a folder that has them)")
-    return load_model(name, device=device)
+    from ..models.zoo import load_installed
+    return load_installed(name, device, "qcd")
 
 
 def _not_short_axis(image: Image) -> str | None:
