@@ -15,6 +15,7 @@ model's name and version, ``qc_threshold`` and ``failed_slices``.
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,8 @@ def write_contours(image, labels: np.ndarray, slices, path: Path, title: str) ->
         ax.set_title(f"{s.index + 1}: Dice* {s.predicted_dice:.2f} " + ("QC pass" if ok else "QC FAIL"), fontsize=8,
                      color="green" if ok else "red")
         if not ok and s.reason:
-            ax.text(0.5, 0.03, s.reason[:70], transform=ax.transAxes, ha="center", va="bottom", fontsize=5,
-                    color="orange", wrap=True)
+            ax.text(0.5, 0.03, "\n".join(textwrap.wrap(s.reason, 38)[:3]), transform=ax.transAxes, ha="center",
+                    va="bottom", fontsize=5, color="orange")
     fig.suptitle(title + "  (Dice* = predicted Dice)", fontsize=8)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
