@@ -24,7 +24,7 @@ PKG = ROOT / "cmrlib"
 LAYERS = {
     "errors": 0, "atomic": 0, "progress": 0, "device": 0, "image": 0, "metrics": 0, "__init__": 0,
     "io": 1, "t1": 1, "models": 1, "resources": 1, "contract": 1, "capabilities": 1, "aha": 1,
-    "planes": 0, "augment": 1,
+    "planes": 0, "augment": 1, "warp": 0, "registration": 1,
     "phantom": 2,
     "study": 4, "report": 4, "batch": 4,
     "cli": 5,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cmrlib.motion.moconet import GroupwiseMOCOnet, MOCOnet, MOCOnetConfig, build_moconet
-from cmrlib.motion.warp import warp_frames
+from cmrlib.warp import warp_frames
 
 
 def _trace_shapes(model: MOCOnet, x: torch.Tensor) -> dict[str, tuple]:

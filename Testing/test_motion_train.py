@@ -4,7 +4,7 @@ import torch
 
 from cmrlib.motion.data import make_sample
 from cmrlib.motion.train import _augment, _resize_target, moconet_loss
-from cmrlib.motion.warp import warp_torch
+from cmrlib.warp import warp_torch
 
 
 def test_augmentation_keeps_dvfs_consistent():
@@ -43,7 +43,7 @@ def test_training_sample_inverse_undoes_the_motion():
     s = make_sample(123, severity=1.2, scheme="MOLLI 5(3)3", matrix=96)
     assert s.frames.shape == (8, 96, 96) and s.inverse_dvf.shape == (8, 2, 96, 96)
     assert np.allclose(s.forward_dvf.mean(axis=0), 0, atol=1e-5)  # groupwise: mean removed
-    from cmrlib.motion.warp import warp_frames
+    from cmrlib.warp import warp_frames
     corrected = warp_frames(s.frames, s.inverse_dvf)
     inner = (slice(None), slice(8, -8), slice(8, -8))
     assert np.abs(corrected - s.clean)[inner].mean() < 0.6 * np.abs(s.frames - s.clean)[inner].mean()

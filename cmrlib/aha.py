@@ -341,7 +341,7 @@ _DPI = 100
 
 def bullseye(values: Mapping[int, float | None], path: str | Path, *, title: str = "", unit: str = "",
              vmin: float | None = None, vmax: float | None = None, cmap: str = "jet",
-             label_fmt: str = ".0f") -> Path:
+             label_fmt: str = ".0f", bounds: Sequence[float] | None = None) -> Path:
     """Write an AHA bull's-eye PNG (:data:`BULLSEYE_SIZE_PX`, matplotlib Agg) and return its path.
 
     ``values``: segment number → value (units ``unit``); missing segments, None or NaN are
@@ -349,7 +349,9 @@ def bullseye(values: Mapping[int, float | None], path: str | Path, *, title: str
     in the centre when ``values`` has key 17 (17-segment model; otherwise the 16-segment
     model). Standard orientation: anterior at the top, septum on the left. Each segment
     shows its number and its value (``format(value, label_fmt)``); a colour bar is labelled
-    with ``unit``. ``vmin`` / ``vmax`` default to the range of the values given.
+    with ``unit``. ``vmin`` / ``vmax`` default to the range of the values given. ``bounds``
+    (ascending) draws discrete colour bands instead, e.g. dT1's 3 / 6 / 9 % thresholds; values
+    outside them take the end colours (the bar shows arrows).
     """
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -376,6 +378,12 @@ def bullseye(values: Mapping[int, float | None], path: str | Path, *, title: str
     except KeyError:
         raise InputError(f"unknown matplotlib colour map {cmap!r}") from None
     norm = Normalize(lo, hi)
+    if bounds is not None:
+        from matplotlib.colors import BoundaryNorm
+        edges = [float(b) for b in bounds]
+        if len(edges) < 2 or any(a >= b for a, b in zip(edges, edges[1:])):
+            raise InputError(f"bull's-eye bounds must be at least two ascending values; got {bounds}")
+        norm = BoundaryNorm(edges, cm.N, extend="both")
 
     w, h = BULLSEYE_SIZE_PX
     fig = Figure(figsize=(w / _DPI, h / _DPI), dpi=_DPI)
@@ -413,7 +421,8 @@ def bullseye(values: Mapping[int, float | None], path: str | Path, *, title: str
                               ("lateral", (1.04, 0), {"ha": "left", "rotation": 270})):
         ax.text(x, y, label, ha=kw.pop("ha", "center"), va=kw.pop("va", "center"), fontsize=8, color="0.3", **kw)
     cax = fig.add_axes((0.80, 0.12, 0.035, 0.7))
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cm), cax=cax)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cm), cax=cax,
+                       **({"ticks": list(bounds), "extend": "both"} if bounds is not None else {}))
     bar.set_label(unit)
     if title:
         fig.suptitle(title, fontsize=11)

@@ -59,10 +59,12 @@ def reflection(mirrored: bool) -> np.ndarray:
 
 
 def centred_map(shape: tuple[int, int], spacing: tuple[float, float], size: int, pixel_mm: float,
-               mirrored: bool = False) -> PlaneMap:
-    """``size``² pixels of ``pixel_mm`` centred on the image (``shape`` = rows, cols)."""
+               mirrored: bool = False, centre_px: tuple[float, float] | None = None) -> PlaneMap:
+    """``size``² pixels of ``pixel_mm`` centred on the image (``shape`` = rows, cols), or on the
+    source pixel ``centre_px`` = (col, row) when given (e.g. the myocardium's centroid)."""
     rows, cols = shape
-    centre_q = np.array([(cols - 1) / 2 * spacing[0], (rows - 1) / 2 * spacing[1]])
+    c_col, c_row = ((cols - 1) / 2, (rows - 1) / 2) if centre_px is None else centre_px
+    centre_q = np.array([c_col * spacing[0], c_row * spacing[1]])
     m = pixel_mm * reflection(mirrored)
     h = (size - 1) / 2
     return PlaneMap(m, centre_q - m @ np.array([h, h]), size, (float(spacing[0]), float(spacing[1])))

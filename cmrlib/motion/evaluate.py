@@ -17,7 +17,7 @@ from ..metrics import dice, endpoint_error
 from ..progress import ProgressCallback, report
 from ..t1.fit import fit_t1
 from .data import heldout_sample
-from .warp import warp_frames
+from ..warp import warp_frames
 
 SEVERITY_GROUPS = (("none", 0.0, 0.0), ("mild", 0.05, 0.35), ("moderate", 0.35, 0.7), ("severe", 0.7, 1.0))
 

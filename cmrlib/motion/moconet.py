@@ -2,7 +2,7 @@
 
 Input ``[N, F, H, W]``: the IRW frames, quantile-normalised, zero frames for absent ones.
 Output: one sampling DVF per frame, ``[N, F, 2, H, W]`` in pixels of the input grid (project
-convention, :mod:`cmrlib.motion.warp`), mean over present frames removed.
+convention, :mod:`cmrlib.warp`), mean over present frames removed.
 
 Two designs (``MOCOnetConfig.design``), one preset each:
 
@@ -47,7 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models.registry import register_architecture
-from .warp import warp_torch
+from ..warp import warp_torch
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .warp import warp_frames
+from ..warp import warp_frames
 
 
 def normalise_frames(frames: np.ndarray) -> np.ndarray:

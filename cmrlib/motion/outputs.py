@@ -41,7 +41,7 @@ def t1_window_ms(t1: np.ndarray, valid: np.ndarray | None = None, myocardium_ms:
 
 def write_result(result, out: Path) -> dict[str, Any]:
     """Write a :class:`~cmrlib.motion.pipeline.MotionResult` into ``out``; return result.json's dict."""
-    from .warp import dvf_to_lps_mm
+    from ..warp import dvf_to_lps_mm
     out.mkdir(parents=True, exist_ok=True)
     write_image(result.t1, out / T1_MAP)
     write_image(result.r2, out / R2_MAP)

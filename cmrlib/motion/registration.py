@@ -5,16 +5,16 @@ not registered to one another directly. As in model-based MOLLI motion correctio
 al., MRM 2012): fit T1 to the current frames, synthesise each frame's expected image from
 the fit (same contrast as that frame), register the frame to its synthetic twin with a
 SimpleITK B-spline transform (Mattes mutual information, multi-resolution L-BFGS-B), warp,
-refit, repeat. Returns sampling DVFs in the project convention (:mod:`cmrlib.motion.warp`).
+refit, repeat. Returns sampling DVFs in the project convention (:mod:`cmrlib.warp`).
 """
 from __future__ import annotations
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..progress import ProgressCallback, report
+from ..registration import register_pair
 from ..t1.fit import fit_t1
-from .warp import warp_frames
+from ..warp import warp_frames
 
 
 def _synthetic_frames(frames: np.ndarray, tis: list[float]) -> np.ndarray:
@@ -24,28 +24,6 @@ def _synthetic_frames(frames: np.ndarray, tis: list[float]) -> np.ndarray:
     t1s = np.where(fit.valid, fit.t1_star, 1.0)
     synth = np.abs(fit.a[None] - fit.b[None] * np.exp(-ti / t1s[None]))[order]
     return np.where(fit.valid[None], synth, frames)
-
-
-def register_pair(fixed: np.ndarray, moving: np.ndarray, mesh_size: int = 6, iterations: int = 30) -> np.ndarray:
-    """Sampling DVF ``[2, row, col]`` (pixels) aligning ``moving`` to ``fixed`` (2-D arrays)."""
-    f = sitk.GetImageFromArray(fixed.astype(np.float32))
-    m = sitk.GetImageFromArray(moving.astype(np.float32))
-    tx = sitk.BSplineTransformInitializer(f, [mesh_size, mesh_size], 3)
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    reg.SetMetricSamplingStrategy(reg.REGULAR)
-    reg.SetMetricSamplingPercentage(0.5, seed=1)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=iterations,
-                             maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=4 * iterations)
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
-    reg.SetInitialTransform(tx, inPlace=True)
-    reg.Execute(f, m)
-    field = sitk.TransformToDisplacementField(tx, sitk.sitkVectorFloat64, f.GetSize(), f.GetOrigin(),
-                                              f.GetSpacing(), f.GetDirection())
-    disp = sitk.GetArrayFromImage(field)  # [row, col, (x=col, y=row)] in pixel units (spacing 1)
-    return np.stack([disp[..., 1], disp[..., 0]]).astype(np.float32)
 
 
 def register_irw_classical(frames: np.ndarray, inversion_times_ms: list[float], *, outer_iterations: int = 2,

@@ -1,4 +1,4 @@
-"""Displacement fields and warping shared by MOCOnet, the classical baseline and the phantom checks.
+"""Displacement fields and warping: one convention for MOCOnet, the stress registration, the classical baselines and the phantom checks.
 
 Convention (one for the whole project): a DVF for frame k is an array ``[2, row, col]`` of
 *sampling* displacements in pixels, channel 0 along rows, channel 1 along columns. The

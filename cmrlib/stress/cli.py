@@ -1,0 +1,95 @@
+"""`cmr stress`: stress-to-rest T1 map registration and dT1 reactivity maps.
+
+Arguments and wiring only: the computation is :func:`cmrlib.stress.pipeline.stress_t1`, the
+files :mod:`cmrlib.stress.outputs`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rest", required=True, help="rest T1 map: an image file (NRRD / NIfTI / MHA, ms) or a "
+                                                     "DICOM folder holding one T1-map series (read only)")
+    parser.add_argument("--stress", required=True, help="stress T1 map of the same slice position(s), as --rest")
+    parser.add_argument("--out", required=True, help="output folder (outside the inputs)")
+    parser.add_argument("--mask", help="myocardium of the rest map: label map (1 myocardium, 2 blood pool) or "
+                                       "Slicer .seg.nrrd, e.g. `cmr segment` labels.nrrd; required")
+    parser.add_argument("--stress-mask", help="myocardium of the stress map (for Dice before / after, and --reverse)")
+    parser.add_argument("--segments", help="AHA segment labels 1–17 on the rest grid (e.g. `cmr landmarks` "
+                                           "aha_segments.nrrd): per-segment dT1 and the bull's-eye")
+    parser.add_argument("--method", choices=("swin", "unet", "classical", "none"), default=None,
+                        help="registration (default: swin when its weights are installed, else classical)")
+    parser.add_argument("--model", default=None, help="installed registration model (default dt1-swin-compact / "
+                                                      "dt1-unet-compact)")
+    parser.add_argument("--reverse", action="store_true", help="reversed pair: register rest to stress (needs "
+                                                               "--stress-mask); a simulated negative response")
+    parser.add_argument("--force", action="store_true", help="register maps whose slice positions differ by more "
+                                                             "than half a slice thickness")
+
+
+def _load_map(path: Path, what: str):
+    from ..errors import InputError
+    from ..io import load_series, read_image, scan_folder
+    from ..io.files import SUFFIXES
+    if path.is_file() and path.name.lower().endswith(SUFFIXES):
+        img = read_image(path)
+        img.meta.setdefault("SeriesDescription", path.name)
+        return img
+    if not path.exists():
+        raise InputError(f"--{what} {path}: no such file or folder")
+    if path.is_file():
+        raise InputError(f"--{what} {path}: not an image file (NRRD / NIfTI / MHA) nor a DICOM folder")
+    scan = scan_folder(path)
+    maps = [s for s in scan.series if s.kind == "t1map"]
+    if len(maps) != 1:
+        found = ", ".join(f"{s.description!r} ({s.kind})" for s in scan.series) or "nothing"
+        hint = " (IRW series: fit them with `cmr motion` first)" if any(s.kind == "irw" for s in scan.series) else ""
+        raise InputError(f"--{what} {path}: needs exactly one T1-map series, found {found}{hint}")
+    return load_series(maps[0])
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..atomic import check_output_folder, staged_folder
+    from ..errors import InputError
+    from ..image import Image
+    from ..io.masks import load_label_map
+    from ..io import read_image
+    from ..progress import make_progress
+    from .outputs import write_result
+    from .pipeline import stress_t1
+    rest_path, stress_path, out = Path(args.rest), Path(args.stress), Path(args.out)
+    for p in (rest_path, stress_path):
+        check_output_folder(p if p.is_dir() else p.parent, out)
+    rest, stress = _load_map(rest_path, "rest"), _load_map(stress_path, "stress")
+    if args.mask is None:
+        raise InputError("dT1 is averaged inside the rest map's myocardium: give --mask (a label map or .seg.nrrd, "
+                         "e.g. from `cmr segment`)")
+    rest_mask = rest.with_array(load_label_map(args.mask, rest), is_sequence=False)
+    stress_mask = stress.with_array(load_label_map(args.stress_mask, stress), is_sequence=False) \
+        if args.stress_mask else None
+    segments = None
+    if args.segments:
+        seg_img = read_image(args.segments)
+        if seg_img.spatial_shape != rest.spatial_shape:
+            raise InputError(f"--segments {args.segments}: {seg_img.spatial_shape} is not the rest map's grid "
+                             f"{rest.spatial_shape}")
+        segments = Image(np.asarray(seg_img.array).astype(np.int16), rest.spacing, rest.origin, rest.direction)
+    with staged_folder(out) as stage:
+        result = stress_t1(rest, stress, rest_mask=rest_mask, stress_mask=stress_mask, segments=segments,
+                           method=args.method, model_name=args.model, reverse=args.reverse, force=args.force,
+                           device=args.device, progress=make_progress(args))
+        summary = write_result(result, stage)
+    vals = ", ".join("–" if v is None else f"{v:+.2f}" for v in summary["dt1_slice_percent"])
+    dice = (f", myocardial Dice {summary['dice_before']:.2f} → {summary['dice_after']:.2f}"
+            if summary["dice_before"] is not None else "")
+    print(f"dT1 per slice: {vals} % ({result.method}{dice}), {result.seconds:.2f} s -> {out}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    if result.model_notice:
+        print(f"  {result.model_notice}")
+    return 0
+

@@ -1,0 +1,63 @@
+"""Registration of one stress map to its rest map on the native grid: network (Swin-U-Net or
+U-Net VoxelMorph) or classical (SimpleITK rigid + B-spline).
+
+The network works on its own grid (``size`` × ``size`` pixels of ``pixel_mm`` centred on the
+myocardium, :func:`cmrlib.planes.centred_map`); its sampling DVF ``d(u)`` (network pixels) is
+carried back to the source grid exactly: the network grid is an affine image of the source
+(``x = A u + b``), so ``warped(x) = stress(x + A d(u(x)))`` — the source DVF is ``A d``
+sampled at ``u(x)`` (:meth:`cmrlib.planes.PlaneMap.sample_back`), zero outside the network
+grid. All DVFs are sampling DVFs ``[2, row, col]`` in source pixels (:mod:`cmrlib.warp`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..planes import PlaneMap, centred_map
+from .data import heart_centre_px, network_pair, pair_scale
+
+METHODS = ("swin", "unet", "classical", "none")
+
+
+def network_grid(shape: tuple[int, int], spacing: tuple[float, float], size: int, pixel_mm: float,
+                 labels: np.ndarray | None) -> PlaneMap:
+    return centred_map(shape, spacing, size, pixel_mm, centre_px=heart_centre_px(labels, shape))
+
+
+def dvf_to_source(dvf_net: np.ndarray, grid: PlaneMap, shape: tuple[int, int]) -> np.ndarray:
+    """Network-grid sampling DVF ``[2, v, u]`` (rows, cols of the network) → source ``[2, row, col]``."""
+    a = grid.matrix / np.asarray(grid.spacing)[:, None]  # source (col, row) px per network (u, v) px
+    d_u = grid.sample_back(dvf_net[1], shape)  # network column displacement at u(x)
+    d_v = grid.sample_back(dvf_net[0], shape)
+    d_col = a[0, 0] * d_u + a[0, 1] * d_v
+    d_row = a[1, 0] * d_u + a[1, 1] * d_v
+    return np.stack([d_row, d_col]).astype(np.float32)
+
+
+def register_network(model, rest: np.ndarray, stress: np.ndarray, spacing: tuple[float, float],
+                     rest_labels: np.ndarray | None = None, device=None) -> np.ndarray:
+    """Source-grid sampling DVF ``[2, row, col]`` warping ``stress`` onto ``rest`` (2-D maps, ms)."""
+    import torch
+    cfg = model.cfg
+    grid = network_grid(rest.shape, spacing, cfg.size, cfg.pixel_mm, rest_labels)
+    x = network_pair(stress, rest, grid, pair_scale(rest))  # the scaling of training (data.training_sample)
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        t = torch.from_numpy(x[None]).to(dev)
+        _, dvf = model(t[:, :1], t[:, 1:])
+    return dvf_to_source(dvf[0].cpu().numpy(), grid, rest.shape)
+
+
+def register_classical(rest: np.ndarray, stress: np.ndarray, spacing: tuple[float, float],
+                       rest_labels: np.ndarray | None = None) -> np.ndarray:
+    """SimpleITK rigid (Euler, mean squares) then B-spline (8×8 cells, mean squares) on the two
+    maps, the metric restricted to a 25 mm band around the heart when a rest mask is known."""
+    from scipy import ndimage
+
+    from ..registration import register_pair
+    mask = None
+    if rest_labels is not None and np.isin(rest_labels, (1, 2, 3)).any():
+        r = max(1, int(round(25.0 / float(min(spacing)))))
+        mask = ndimage.binary_dilation(np.isin(rest_labels, (1, 2, 3)), iterations=r)
+    scale = pair_scale(rest)
+    return register_pair(np.clip(rest / scale, 0, 1.5), np.clip(stress / scale, 0, 1.5), mesh_size=8, iterations=40,
+                         metric="mean_squares", rigid_first=True, mask=mask)

@@ -1,0 +1,455 @@
+"""Stress T1 reactivity: register each stress T1 map to the rest map of the same slice
+position, then dT1 = (T1_stress,registered − T1_rest) / T1_rest × 100 % per pixel, its mean
+per slice and per AHA segment inside the rest map's myocardium (thesis ch. 3).
+
+The one computation the CLI (`cmr stress`), `cmr run` (:func:`run_step`) and the Slicer
+worker call: :func:`stress_t1` (Images in → :class:`StressResult`).
+
+Inputs are checked before anything is computed: both must be T1 maps (myocardial median —
+or, without a mask, the central region's — within 100–3000 ms), the slices of the two maps
+must lie at the same positions (a through-plane distance over 1 mm is reported; beyond half
+a slice thickness the pair is refused unless ``force``); a stress map of another grid is
+resampled onto the rest grid (and the result says so).
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..image import Image
+from ..progress import ProgressCallback, report
+from .infer import METHODS, register_classical, register_network
+
+T1_RANGE_MS = (100.0, 3000.0)
+MODEL_NAMES = {"swin": "dt1-swin-compact", "unet": "dt1-unet-compact"}
+TRAINER = "dt1"
+POSITION_WARN_MM = 1.0
+
+
+@dataclass
+class SliceResult:
+    index: int  # slice of the rest map (0-based)
+    dt1_percent: float | None  # mean dT1 in the myocardium
+    dt1_sd_percent: float | None
+    n_pixels: int
+    dice_before: float | None = None  # myocardium of rest vs stress
+    dice_after: float | None = None  # myocardium of rest vs registered stress
+    distance_mm: float = 0.0  # through-plane distance between the two slice positions
+    mask_qc_failed: bool = False
+    reason: str = ""  # why no value
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class StressResult:
+    method: str  # swin | unet | classical | none
+    model: str | None
+    model_version: str | None
+    model_notice: str | None
+    reversed: bool
+    slices: list[SliceResult]
+    segments: list[dict]  # aha.segment_stats rows of dT1 (%)
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    series: dict[str, str] = field(default_factory=dict)  # rest / stress descriptions
+    registered: Image | None = None
+    dt1: Image | None = None
+    myocardium: Image | None = None
+    segment_map: Image | None = None
+    rest: Image | None = None
+
+    @property
+    def dt1_slice_percent(self) -> list[float | None]:
+        return [s.dt1_percent for s in self.slices]
+
+    def _mean(self, key: str) -> float | None:
+        v = [getattr(s, key) for s in self.slices if getattr(s, key) is not None]
+        return float(np.mean(v)) if v else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method, "model": self.model, "model_version": self.model_version,
+            "model_notice": self.model_notice, "reversed": self.reversed, "seconds": round(self.seconds, 3),
+            "dt1_slice_percent": [None if v is None else round(v, 3) for v in self.dt1_slice_percent],
+            "segments": {str(r["segment"]): None if r["mean"] is None else round(r["mean"], 3) for r in self.segments},
+            "segment_stats": self.segments,
+            "dice_before": self._mean("dice_before"), "dice_after": self._mean("dice_after"),
+            "slices": [s.to_dict() for s in self.slices], "series": self.series, "notes": self.notes,
+            "mask_qc_failed_slices": [s.index for s in self.slices if s.mask_qc_failed],
+        }
+
+
+# ---- input checks --------------------------------------------------------------------------------
+def _slice_normal(img: Image) -> np.ndarray:
+    n = np.asarray(img.direction)[:, 2]
+    return n / max(np.linalg.norm(n), 1e-9)
+
+
+def slice_centres_lps(img: Image) -> np.ndarray:
+    """LPS mm of each slice's centre pixel, ``[slice, 3]``."""
+    s, r, c = img.spatial_shape
+    return np.array([img.index_to_lps([(c - 1) / 2, (r - 1) / 2, k]) for k in range(s)])
+
+
+def check_t1_map(img: Image, myocardium: np.ndarray | None, name: str) -> float:
+    """The map's myocardial (or central-region) median T1 (ms); InputError outside 100–3000 ms."""
+    kind = img.meta.get("kind")
+    if kind and kind not in ("t1map",):
+        raise InputError(f"the {name} input is a {kind} series, not a T1 map (give the scanner's T1 map, or a map "
+                         "fitted by `cmr motion`)")
+    arr = np.asarray(img.array, float)
+    if myocardium is not None and myocardium.any():
+        v = arr[myocardium & (arr > 0)]
+    else:
+        _, rows, cols = arr.shape
+        centre = arr[:, rows // 4: 3 * rows // 4, cols // 4: 3 * cols // 4]
+        v = centre[centre > 0]
+    med = float(np.median(v)) if v.size else 0.0
+    lo, hi = T1_RANGE_MS
+    if not lo <= med <= hi:
+        where = "myocardial" if myocardium is not None else "central"
+        raise InputError(f"the {name} input does not look like a T1 map: its {where} median is {med:.0f}, outside "
+                         f"{lo:.0f}–{hi:.0f} ms (a magnitude image or a map in other units?)")
+    return med
+
+
+def resample_to(src: Image, grid: Image, order: int = 1) -> Image:
+    """``src`` sampled on ``grid``'s spatial grid (LPS geometry; zero outside)."""
+    import SimpleITK as sitk
+
+    from ..io.files import to_sitk
+    target = Image(np.zeros(grid.spatial_shape, np.float32), grid.spacing, grid.origin, grid.direction)
+    interp = sitk.sitkLinear if order == 1 else sitk.sitkNearestNeighbor
+    res = sitk.Resample(to_sitk(src.with_array(np.asarray(src.array, np.float32), is_sequence=False)),
+                        to_sitk(target), sitk.Transform(), interp, 0.0)
+    return grid.with_array(sitk.GetArrayFromImage(res).astype(np.float32), is_sequence=False)
+
+
+def match_positions(rest: Image, stress: Image, force: bool) -> tuple[list[int], list[float], list[str]]:
+    """For each rest slice the stress slice at its position: (indices, through-plane
+    distances mm, notes). InputError when a distance exceeds half a slice thickness (unless
+    ``force``)."""
+    n = _slice_normal(rest)
+    rc, sc = slice_centres_lps(rest), slice_centres_lps(stress)
+    if abs(float(np.dot(n, _slice_normal(stress)))) < 0.985:
+        angle = float(np.degrees(np.arccos(min(1.0, abs(float(np.dot(n, _slice_normal(stress))))))))
+        msg = f"rest and stress slices are tilted {angle:.0f}° to each other (not the same plane)"
+        if not force:
+            raise InputError(msg + "; refused (use --force to register anyway)")
+        notes = [msg]
+    else:
+        notes = []
+    thickness = float(rest.meta.get("SliceThickness") or rest.spacing[2] or 8.0)
+    idx, dist = [], []
+    for k, p in enumerate(rc):
+        d = np.abs((sc - p) @ n)
+        j = int(np.argmin(d))
+        idx.append(j)
+        dist.append(float(d[j]))
+        if d[j] > thickness / 2:
+            msg = (f"slice {k + 1}: the nearest stress slice is {d[j]:.1f} mm away through-plane, more than half the "
+                   f"slice thickness ({thickness:.1f} mm)")
+            if not force:
+                raise InputError(msg + "; refused (use --force to register anyway)")
+            notes.append(msg + " (forced)")
+        elif d[j] > POSITION_WARN_MM:
+            notes.append(f"slice {k + 1}: rest and stress positions differ by {d[j]:.1f} mm through-plane")
+    return idx, dist, notes
+
+
+# ---- registration -------------------------------------------------------------------------------
+def _load_model(method: str, model_name: str | None, device):
+    from ..models import load_installed
+    return load_installed(model_name or MODEL_NAMES[method], device, TRAINER)
+
+
+def choose_method(method: str | None, model_name: str | None = None) -> tuple[str, list[str]]:
+    """The method to use: ``swin`` when its weights are installed, else ``classical`` (with a note)."""
+    from ..models.zoo import model_installed
+    if method is None:
+        if model_installed(model_name or MODEL_NAMES["swin"]):
+            return "swin", []
+        return "classical", [f"no {model_name or MODEL_NAMES['swin']} weights installed: classical SimpleITK "
+                             "registration (rigid + B-spline) used"]
+    if method not in METHODS:
+        raise InputError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
+    return method, []
+
+
+def _warp(img2d: np.ndarray, dvf: np.ndarray, order: int = 1) -> np.ndarray:
+    rows, cols = np.meshgrid(np.arange(img2d.shape[0]), np.arange(img2d.shape[1]), indexing="ij")
+    return ndimage.map_coordinates(np.asarray(img2d, np.float32), [rows + dvf[0], cols + dvf[1]], order=order,
+                                   mode="constant", cval=0.0, prefilter=False).astype(np.float32)
+
+
+def dt1_percent(rest: np.ndarray, registered_stress: np.ndarray) -> np.ndarray:
+    """Pixel-wise (stress − rest) / rest × 100 %; 0 where the rest map has no signal (< 50 ms)."""
+    ok = rest > 50.0
+    out = np.zeros(rest.shape, np.float32)
+    out[ok] = (registered_stress[ok] - rest[ok]) / rest[ok] * 100.0
+    return np.clip(out, -100.0, 100.0)
+
+
+def _myo(labels: np.ndarray) -> np.ndarray:
+    return np.isin(labels, (1, 3))
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
+    from ..metrics import dice
+    return dice(a, b) if a.any() or b.any() else None
+
+
+def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | None = None,
+              stress_mask: Image | np.ndarray | None = None, segments: Image | np.ndarray | None = None,
+              method: str | None = None, model_name: str | None = None, reverse: bool = False,
+              force: bool = False, device=None, progress: ProgressCallback | None = None) -> StressResult:
+    """dT1 of a rest / stress T1 map pair (Images of one or more slices, ms).
+
+    ``rest_mask`` / ``stress_mask``: label maps on each map's grid (1 myocardium, 2 blood
+    pool; 3 counts as myocardium); the rest mask is required (dT1 is averaged inside it), the
+    stress mask only scores Dice before / after. ``segments``: AHA segment labels 1–17 on the
+    rest grid (e.g. ``cmr landmarks``' ``aha_segments.nrrd``). ``reverse``: the pair reversed
+    (the stress map is the fixed image and needs ``stress_mask``; a simulated negative
+    response, as in the paper's check). ``method`` None picks the Swin model when installed.
+    """
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    if reverse:
+        if stress_mask is None:
+            raise InputError("--reverse registers the rest map to the stress map: it needs the stress map's "
+                             "myocardium mask (--stress-mask)")
+        rest, stress, rest_mask, stress_mask = stress, rest, stress_mask, rest_mask
+        segments = None
+        notes.append("reversed pair: the stress map is the reference and the rest map is registered to it "
+                     "(dT1 = (rest − stress) / stress; AHA segments of the rest map do not apply)")
+    if rest_mask is None:
+        raise InputError("dT1 is averaged inside the rest map's myocardium: give a mask (--mask: a label map or "
+                         ".seg.nrrd, e.g. from `cmr segment`)")
+    if rest.is_sequence or stress.is_sequence:
+        raise InputError("rest and stress inputs must be T1 maps (one image per slice), not frame sequences "
+                         "(fit IRW series with `cmr motion` first)")
+    rest_lab = np.asarray(rest_mask.array if isinstance(rest_mask, Image) else rest_mask).reshape(rest.spatial_shape)
+    qc_failed = set(int(k) for k in (rest_mask.meta.get("qc_failed_slices") or [])) if isinstance(rest_mask, Image) \
+        else set()
+    if not _myo(rest_lab).any():
+        raise InputError("the rest mask holds no myocardium (label 1)")
+    check_t1_map(rest, _myo(rest_lab), "reversed-pair reference (stress)" if reverse else "rest")
+    if not stress.same_geometry(rest):
+        if stress.spatial_shape[1:] != rest.spatial_shape[1:] or not np.allclose(stress.spacing[:2], rest.spacing[:2]):
+            notes.append(f"the stress map ({stress.spatial_shape[2]}×{stress.spatial_shape[1]} px of "
+                         f"{stress.spacing[0]:.2f} mm) was resampled onto the rest grid "
+                         f"({rest.spatial_shape[2]}×{rest.spatial_shape[1]} px of {rest.spacing[0]:.2f} mm)")
+    idx, dist, pos_notes = match_positions(rest, stress, force)
+    notes += pos_notes
+    stress_lab = None
+    if stress_mask is not None:
+        stress_lab = np.asarray(stress_mask.array if isinstance(stress_mask, Image) else stress_mask).reshape(
+            stress.spatial_shape)
+    # each stress slice on the rest slice's grid (in-plane resampling through LPS; identity when equal)
+    stress_on_rest, stress_lab_on_rest = [], []
+    for k, j in enumerate(idx):
+        one = stress.with_array(np.asarray(stress.array[j:j + 1], np.float32), is_sequence=False)
+        one.origin = tuple(float(v) for v in stress.index_to_lps([0, 0, j]))
+        target = rest.with_array(np.zeros((1, *rest.spatial_shape[1:]), np.float32), is_sequence=False)
+        target.origin = tuple(float(v) for v in rest.index_to_lps([0, 0, k]))
+        # project the stress slice onto the rest plane (the through-plane distance was checked above)
+        one.origin = tuple(np.asarray(one.origin) - _slice_normal(rest) * float(
+            np.dot(np.asarray(one.origin) - np.asarray(target.origin), _slice_normal(rest))))
+        stress_on_rest.append(resample_to(one, target).array[0])
+        if stress_lab is not None:
+            lab = one.with_array(stress_lab[j:j + 1].astype(np.float32))
+            stress_lab_on_rest.append(resample_to(lab, target, order=0).array[0].astype(np.int16))
+    check_t1_map(stress.with_array(np.stack(stress_on_rest)), None, "rest (reversed pair)" if reverse else "stress")
+    method, m_notes = choose_method(method, model_name)
+    notes += m_notes
+    model = entry = None
+    if method in ("swin", "unet"):
+        model, entry = _load_model(method, model_name, device)
+    seg_arr = None
+    if segments is not None:
+        seg_arr = np.asarray(segments.array if isinstance(segments, Image) else segments).reshape(rest.spatial_shape)
+        seg_arr = np.where(_myo(rest_lab), seg_arr, 0).astype(np.int16)
+    rest_arr = np.asarray(rest.array, np.float32)
+    registered = np.zeros_like(rest_arr)
+    dt1 = np.zeros_like(rest_arr)
+    spacing = (float(rest.spacing[0]), float(rest.spacing[1]))
+    slices: list[SliceResult] = []
+    for k in range(rest_arr.shape[0]):
+        report(progress, "registering stress to rest", k, rest_arr.shape[0], f"slice {k + 1}")
+        mov = stress_on_rest[k]
+        if method == "none":
+            dvf = np.zeros((2, *mov.shape), np.float32)
+        elif method == "classical":
+            dvf = register_classical(rest_arr[k], mov, spacing, rest_lab[k])
+        else:
+            dvf = register_network(model, rest_arr[k], mov, spacing, rest_lab[k])
+        registered[k] = _warp(mov, dvf)
+        dt1[k] = dt1_percent(rest_arr[k], registered[k])
+        myo = _myo(rest_lab[k]) & (rest_arr[k] > 50.0)
+        vals = dt1[k][myo]
+        sr = SliceResult(k, float(vals.mean()) if vals.size else None,
+                         float(vals.std(ddof=1)) if vals.size > 1 else None, int(vals.size),
+                         distance_mm=round(dist[k], 3), mask_qc_failed=k in qc_failed,
+                         reason="" if vals.size else "no myocardium in the rest mask on this slice")
+        if stress_lab_on_rest:
+            s_myo = _myo(stress_lab_on_rest[k])
+            sr.dice_before = _dice(_myo(rest_lab[k]), s_myo)
+            sr.dice_after = _dice(_myo(rest_lab[k]), _warp(s_myo.astype(np.float32), dvf, order=0) > 0.5)
+        slices.append(sr)
+    report(progress, "registering stress to rest", rest_arr.shape[0], rest_arr.shape[0], "done")
+    if qc_failed:
+        notes.append("the myocardium mask failed QC on slice(s) " + ", ".join(str(k + 1) for k in sorted(qc_failed))
+                     + ": their dT1 values are flagged and should be checked")
+    seg_rows: list[dict] = []
+    if seg_arr is not None and seg_arr.any():
+        from ..aha import segment_stats
+        seg_rows = segment_stats(dt1, seg_arr, _myo(rest_lab) & (rest_arr > 50.0))
+    elif not reverse:
+        notes.append("no AHA segments: give --segments (e.g. `cmr landmarks` aha_segments.nrrd) for the "
+                     "per-segment table and the bull's-eye")
+    for key in ("unreadable_files",):
+        for which, img in (("rest", rest), ("stress", stress)):
+            if img.meta.get(key):
+                notes.append(f"{which} series: {len(img.meta[key])} file(s) could not be read")
+    meta = {"units": "%", "quantity": "dT1 = (T1 stress registered - T1 rest) / T1 rest x 100"}
+    res = StressResult(
+        method=method, model=entry.name if entry else None, model_version=entry.version if entry else None,
+        model_notice=entry.notice if entry else None, reversed=reverse, slices=slices, segments=seg_rows,
+        seconds=time.perf_counter() - t0, notes=notes,
+        series={"rest": str(rest.meta.get("SeriesDescription", "")), "stress": str(stress.meta.get("SeriesDescription", ""))},
+        registered=rest.with_array(registered, is_sequence=False),
+        dt1=_with_meta(rest.with_array(dt1, is_sequence=False), meta),
+        myocardium=_with_meta(rest.with_array(np.where(_myo(rest_lab), 1, 0).astype(np.uint8), is_sequence=False),
+                              {"labels": {"1": "myocardium"}}),
+        segment_map=rest.with_array(seg_arr, is_sequence=False) if seg_arr is not None else None,
+        rest=rest)
+    res.registered.meta.update({"units": "ms", "SeriesDescription": "stress T1 registered to rest"})
+    return res
+
+
+def _with_meta(img: Image, meta: dict) -> Image:
+    img.meta = {k: v for k, v in img.meta.items() if k in ("SeriesDescription",)}
+    img.meta.update(meta)
+    return img
+
+
+# ---- finding rest / stress pairs ------------------------------------------------------------------
+_STRESS_WORDS = ("stress", "adenosine", "regadenoson", "dipyridamole", "dobutamine", "vasodilat")
+_POST_WORDS = ("post", "gd", "contrast", "+c", "enhanced")
+
+
+def condition_of(description: str, meta: dict | None = None) -> str | None:
+    """'stress', 'rest' or None (post-contrast or unknown) from a series description (and the
+    phantom's ``condition`` meta)."""
+    cond = (meta or {}).get("condition")
+    if cond in ("stress",):
+        return "stress"
+    if cond in ("native", "rest"):
+        return "rest"
+    if cond == "post":
+        return None
+    low = description.lower()
+    if any(w in low for w in _STRESS_WORDS):
+        return "stress"
+    words = low.replace("_", " ").replace("-", " ").split()
+    if any(w in words for w in _POST_WORDS) or "post" in low:
+        return None
+    return "rest"
+
+
+def pair_maps(maps: list[tuple[str, Image, Any]]) -> list[tuple[tuple[str, Image, Any], tuple[str, Image, Any]]]:
+    """(rest, stress) pairs among ``maps`` [(name, Image, key)]: same plane orientation, slice
+    centres within half a slice thickness through-plane; each map used once."""
+    rests = [m for m in maps if condition_of(m[0], m[1].meta) == "rest"]
+    stresses = [m for m in maps if condition_of(m[0], m[1].meta) == "stress"]
+    pairs, used = [], set()
+    for r in rests:
+        n = _slice_normal(r[1])
+        thick = float(r[1].meta.get("SliceThickness") or r[1].spacing[2] or 8.0)
+        best, best_d = None, None
+        for i, s in enumerate(stresses):
+            if i in used or abs(float(np.dot(n, _slice_normal(s[1])))) < 0.985:
+                continue
+            d = float(np.min(np.abs((slice_centres_lps(s[1])[:, None] - slice_centres_lps(r[1])[None]) @ n)))
+            if d <= thick / 2 and (best_d is None or d < best_d):
+                best, best_d = i, d
+        if best is not None:
+            used.add(best)
+            pairs.append((r, stresses[best]))
+    return pairs
+
+
+def run_step(context) -> Any:
+    """`cmr run` step: dT1 for every rest / stress T1 map pair of the study at the same slice
+    position — the scanner's T1 maps, else CMRMotion's maps fitted from the IRW series — with
+    the QCD mask of the rest map (else the phantom's truth) and its AHA segments when the
+    landmarks step made them."""
+    from ..contract import StepResult
+    from ..errors import NotAvailableError
+    from ..io import load_series, read_image
+    from ..phantom.truth import find_phantom_mask
+    from .outputs import write_result
+    masks = context.results.get("myocardium_mask") or {}
+    segments = context.results.get("aha_segments") or {}
+    scanner = [(s.description, load_series(s), s) for s in context.series("t1map")]
+    fitted = []
+    by_desc = {s.description: s for s in context.series("irw")}
+    for desc, path in (context.results.get("t1_map") or {}).items():
+        img = read_image(path)
+        img.meta.setdefault("kind", "t1map")
+        series = by_desc.get(desc)
+        if series is not None:
+            img.meta.setdefault("SeriesDescription", desc)
+        fitted.append((f"{desc} (fitted)", img, series))
+    pairs = pair_maps(scanner)
+    source = "scanner T1 maps"
+    if not pairs:
+        pairs, source = pair_maps(fitted), "T1 maps fitted from the IRW series (CMRMotion)"
+    if not pairs:
+        found = ", ".join(f"{n!r} ({condition_of(n, im.meta) or 'post/unknown'})" for n, im, _ in scanner + fitted)
+        raise NotAvailableError("no rest and stress T1 maps of the same slice position in this study "
+                                f"(T1 maps: {found or 'none'})")
+    out = context.folder("stress")
+    results, lines, notes = [], [], []
+    for k, ((rname, rimg, rser), (sname, simg, sser)) in enumerate(pairs):
+        def mask_of(series, img):
+            if series is not None and series.series_uid in masks:
+                return masks[series.series_uid], "QCD"
+            if series is not None:
+                truth = find_phantom_mask(series, context.scan.root)
+                if truth is not None:
+                    from ..io.masks import load_label_map
+                    return load_label_map(truth, img), "phantom truth"
+            return None, None
+        rmask, rsource = mask_of(rser, rimg)
+        smask, _ = mask_of(sser, simg)
+        if rmask is None:
+            notes.append(f"{rname}: no myocardium mask for the rest map (no QCD result, no phantom truth): "
+                         "no dT1 for this pair")
+            continue
+        seg = None
+        if rser is not None and rser.series_uid in segments:
+            seg = read_image(segments[rser.series_uid])
+        name = f"{rname} / {sname}"
+        result = stress_t1(rimg, simg, rest_mask=rmask, stress_mask=smask, segments=seg, device=context.device,
+                           progress=context.progress)
+        folder = out / f"{k + 1:02d}_{re.sub(r'[^A-Za-z0-9]+', '_', rname).strip('_')}" if len(pairs) > 1 else out
+        summary = write_result(result, folder)
+        summary.update(name=name, out=str(folder.relative_to(context.out_dir)), mask=rsource, source=source)
+        results.append(summary)
+        vals = [v for v in summary["dt1_slice_percent"] if v is not None]
+        lines.append(f"{name}: dT1 {', '.join(f'{v:+.1f}' for v in vals)} % ({result.method}"
+                     + (f", Dice {summary['dice_before']:.2f} → {summary['dice_after']:.2f}"
+                        if summary["dice_before"] is not None else "") + ")")
+        notes += [f"{name}: {n}" for n in result.notes if "QC" in n or "could not be read" in n]
+    return StepResult({"pairs": results, "source": source}, lines, {"dt1_map": {r["name"]: r["out"] for r in results}},
+                      notes)

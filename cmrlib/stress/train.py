@@ -1,0 +1,263 @@
+"""`cmr train dt1`: unsupervised stress-to-rest T1 map registration (thesis appendix A.2).
+
+Loss: MSE(warped moving, fixed) + 0.02 × smoothness (MONAI ``DiffusionLoss``: the mean
+squared spatial gradient of the DVF, VoxelMorph's ``grad`` regulariser), Adam, gradient norm
+clipped at 0.5. Pairing and augmentation are switchable (``--pairing``, ``--no-rotate-flip``,
+``--no-synthetic-dvf``) so their effect can be measured (the card's Table 3.3; benchmarks/
+bench_stress.py). Data: phantom subjects (:func:`cmrlib.stress.data.phantom_pairs`) or a
+user's own pairs (``--data DIR``, :func:`cmrlib.stress.data.user_pairs`). The model kept is
+the epoch with the best validation myocardial Dice (rest vs registered stress, held-out
+pairs with masks; without masks, the lowest validation MSE).
+
+Paper: batch 32, 200 epochs, lr 1e-4. The compact preset on this CPU uses batch 8 and lr 3e-4
+(the paper's rate learned too slowly for a minutes-long budget — measured in the model card).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..progress import report
+from .data import Augmentation, MapPair, phantom_pairs, training_sample, user_pairs
+from .swin_unet import RegistrationConfig, StressRegistration
+
+MODEL_TASK = "dt1"
+TRAIN_SEED_BASE, VAL_SEED_BASE = 5000, 9000  # evaluation uses 9500+ (evaluate.EVAL_SEED_BASE)
+SMOOTHNESS = 0.02
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=("compact", "paper"), default="compact")
+    parser.add_argument("--backbone", choices=("swin", "unet"), default="swin",
+                        help="swin: Swin-U-Net VoxelMorph (the method); unet: the VoxelMorph U-Net baseline")
+    parser.add_argument("--out", default="models", help="model folder to add the weights to (default ./models)")
+    parser.add_argument("--name", default=None, help="model name (default dt1-<backbone>-<preset>)")
+    parser.add_argument("--data", help="folder of your own NAME_rest / NAME_stress T1 map pairs (README "
+                                       "'dT1 training data'); replaces the phantom")
+    parser.add_argument("--init", help="start from the weights of this installed model (fine-tuning)")
+    parser.add_argument("--train-subjects", type=int, default=60, help="phantom subjects for training (3 pairs each)")
+    parser.add_argument("--val-subjects", type=int, default=8, help="phantom subjects for validation")
+    parser.add_argument("--pairing", choices=("permuted", "regular"), default="permuted",
+                        help="permuted: every within-subject, within-slice combination; regular: stress→rest only")
+    parser.add_argument("--no-rotate-flip", action="store_true", help="switch off rotation / flip augmentation")
+    parser.add_argument("--no-synthetic-dvf", action="store_true", help="switch off synthetic-DVF augmentation")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=150, help="batches per epoch")
+    parser.add_argument("--batch", type=int, default=8, help="batch size (paper: 32)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: paper 1e-4, compact 3e-4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default=".cache/dt1", help="folder for the generated pairs and checkpoints")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (at an epoch end)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --cache")
+
+
+def _cached(cache: Path, tag: str, make) -> list[MapPair]:
+    path = cache / f"{tag}.pkl"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    pairs = make()
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(pickle.dumps(pairs))
+    tmp.rename(path)
+    return pairs
+
+
+def training_pairs(args, progress=None) -> tuple[list[MapPair], list[MapPair], str]:
+    if args.data:
+        pairs = user_pairs(args.data)
+        rng = np.random.default_rng(args.seed)
+        order = rng.permutation(len(pairs))
+        n_val = max(1, len(pairs) // 10) if len(pairs) > 1 else 0
+        val = [pairs[i] for i in order[:n_val]]
+        train = [pairs[i] for i in order[n_val:]] or pairs
+        return train, val or train, f"user data {args.data}: {len(pairs)} rest/stress map pairs"
+    cache = Path(args.cache)
+    train = _cached(cache, f"train_{args.train_subjects}", lambda: phantom_pairs(
+        range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + args.train_subjects), progress=progress))
+    val = _cached(cache, f"val_{args.val_subjects}", lambda: phantom_pairs(
+        range(VAL_SEED_BASE, VAL_SEED_BASE + args.val_subjects), progress=progress))
+    return train, val, (f"synthetic SlicerCMR phantom (1.5 T, MOLLI / ShMOLLI maps fitted from simulated "
+                        f"acquisitions at rest and stress heart rates): {args.train_subjects} subjects, {len(train)} "
+                        "rest/stress pairs with rigid misregistration of random severity; domain-randomised "
+                        "(cmrlib/stress/data.py)")
+
+
+def augmentation(args) -> Augmentation:
+    return Augmentation(permuted=args.pairing == "permuted", rotate_flip=not args.no_rotate_flip,
+                        synthetic_dvf=not args.no_synthetic_dvf)
+
+
+def loss_terms(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSE of warped moving vs fixed, smoothness of the DVF) of a batch ``[N, 2, S, S]``."""
+    from monai.losses import DiffusionLoss
+    warped, dvf = model(x[:, :1], x[:, 1:])
+    return torch.mean((warped - x[:, 1:]) ** 2), DiffusionLoss()(dvf)
+
+
+def validate(model, pairs: list[MapPair], cfg: RegistrationConfig) -> dict:
+    """Stress→rest on ``pairs`` without augmentation: myocardial Dice (rest vs registered
+    stress, on the network grid) before / after, and the image MSE after."""
+    from ..metrics import dice
+    from ..warp import warp_torch
+    model.eval()
+    before, after, mses = [], [], []
+    rng = np.random.default_rng(0)
+    none = Augmentation(permuted=False, rotate_flip=False, synthetic_dvf=False, random_contrast=0.0)
+    with torch.no_grad():
+        for p in pairs:
+            x, mm, fm = _plain_sample(p, cfg, rng, none)
+            t = torch.from_numpy(x[None])
+            warped, dvf = model(t[:, :1], t[:, 1:])
+            mses.append(float(torch.mean((warped - t[:, 1:]) ** 2)))
+            if mm is not None and fm is not None:
+                moved = warp_torch(torch.from_numpy(mm[None, None].astype(np.float32)), dvf, mode="nearest")[0, 0] > 0.5
+                before.append(dice(mm, fm))
+                after.append(dice(moved.numpy(), fm))
+    model.train()
+    r = lambda v: round(float(np.mean(v)), 4) if v else None  # noqa: E731
+    return {"pairs": len(pairs), "dice_before": r(before), "dice_after": r(after), "mse": r(mses)}
+
+
+def _plain_sample(p: MapPair, cfg: RegistrationConfig, rng, aug: Augmentation):
+    """The validation sample: no intensity curve, no jitter (pipeline grid and scaling)."""
+    from .data import myocardium, network_pair, pair_scale
+    from .infer import network_grid
+    grid = network_grid(p.rest.shape, p.spacing, cfg.size, cfg.pixel_mm, p.rest_labels)
+    x = network_pair(p.stress, p.rest, grid, pair_scale(p.rest))
+    mm = grid.sample(myocardium(p.stress_labels).astype(np.float32), order=0) > 0.5 if p.stress_labels is not None else None
+    fm = grid.sample(myocardium(p.rest_labels).astype(np.float32), order=0) > 0.5 if p.rest_labels is not None else None
+    return x, mm, fm
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    from ..models.zoo import reproducing_command
+    return reproducing_command("cmr train dt1", add_arguments, args)
+
+
+def _score(metrics: dict) -> float:
+    return -metrics["dice_after"] if metrics.get("dice_after") is not None else metrics["mse"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..device import pick_device
+    from ..models import load_model, save_model
+    from ..progress import make_progress
+    progress = make_progress(args)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    cfg = RegistrationConfig.preset(args.preset, args.backbone)
+    aug = augmentation(args)
+    lr = args.lr if args.lr is not None else (1e-4 if args.preset == "paper" else 3e-4)
+    name = args.name or f"dt1-{args.backbone}-{args.preset}"
+    cache = Path(args.cache)
+    t_start = time.perf_counter()
+    train, val, trained_on = training_pairs(args, progress)
+    dev = pick_device(getattr(args, "device", None))
+    model = StressRegistration(cfg).to(dev)
+    if args.init:
+        base, entry0 = load_model(args.init, device=dev)
+        if base.cfg != cfg:
+            raise InputError(f"--init {args.init} is a {entry0.arch_args} network, not the {args.preset} "
+                             f"{args.backbone} preset")
+        model.load_state_dict(base.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    ckpt, best_path = cache / f"{name}.ckpt.pt", cache / f"{name}.best.pt"
+    cache.mkdir(parents=True, exist_ok=True)
+    start_epoch, history, earlier_commands, earlier_minutes = 0, [], [], 0.0
+    command = _command_line(args)
+    if args.resume and ckpt.exists():
+        state = torch.load(ckpt, weights_only=False, map_location=dev)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        for group in opt.param_groups:  # --lr of this run, not the saved one
+            group["lr"] = lr
+        start_epoch, history = state["epoch"], state["history"]
+        earlier_commands, earlier_minutes = state.get("commands", []), state.get("minutes", 0.0)
+        rng = np.random.default_rng(args.seed + start_epoch)
+        print(f"resumed from {ckpt} at epoch {start_epoch}", file=sys.stderr)
+    else:
+        best_path.unlink(missing_ok=True)
+    model.train()
+    for epoch in range(start_epoch, args.epochs):
+        totals = np.zeros(2)
+        for step in range(args.steps):
+            batch = [training_sample(train[int(i)], cfg.size, cfg.pixel_mm, rng, aug)[0]
+                     for i in rng.integers(0, len(train), args.batch)]
+            x = torch.from_numpy(np.stack(batch)).to(dev)
+            mse, smooth = loss_terms(model, x)
+            loss = mse + SMOOTHNESS * smooth
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            opt.step()
+            totals += [mse.item(), smooth.item()]
+            report(progress, f"epoch {epoch + 1}/{args.epochs}", step + 1, args.steps,
+                   f"mse {totals[0] / (step + 1):.5f}")
+        metrics = validate(model, val, cfg)
+        history.append({"epoch": epoch + 1, "train_mse": round(totals[0] / args.steps, 6),
+                        "train_smoothness": round(totals[1] / args.steps, 6), "lr": lr,
+                        "minutes": round(earlier_minutes + (time.perf_counter() - t_start) / 60, 2), **metrics})
+        print(json.dumps(history[-1]), file=sys.stderr, flush=True)
+        if _score(metrics) <= min((_score(h) for h in history[:-1]), default=np.inf):
+            torch.save({"model": model.state_dict(), "epoch": epoch + 1}, best_path)
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                    "history": history, "commands": earlier_commands + [command],
+                    "minutes": earlier_minutes + (time.perf_counter() - t_start) / 60}, ckpt)
+        if args.max_minutes and (time.perf_counter() - t_start) / 60 > args.max_minutes:
+            print(f"stopping after {epoch + 1} epochs (--max-minutes {args.max_minutes})", file=sys.stderr)
+            break
+    minutes = earlier_minutes + (time.perf_counter() - t_start) / 60
+    if best_path.exists():
+        model.load_state_dict(torch.load(best_path, weights_only=False, map_location=dev)["model"])
+    model.eval()
+    entry = model_entry(cfg, name, history, " && ".join(earlier_commands + [command]), minutes, trained_on,
+                        aug, args, phantom=not args.data)
+    entry = save_model(model, entry, Path(args.out))
+    print(f"saved {entry.path} (sha256 {entry.sha256[:12]}…); {entry.notice}")
+    return 0
+
+
+def model_entry(cfg: RegistrationConfig, name: str, history: list[dict], train_command: str, minutes: float,
+                trained_on: str, aug: Augmentation, args, phantom: bool = True):
+    from ..models import ModelEntry
+    best = min(history, key=_score) if history else {}
+    return ModelEntry(
+        name=name, task=MODEL_TASK, architecture="dt1-registration", file=f"{name}.safetensors", sha256="",
+        version="1.0", arch_args=cfg.to_args(),
+        input={"grid": [cfg.size, cfg.size], "pixel_mm": cfg.pixel_mm,
+               "channels": ["moving (stress) T1 map", "fixed (rest) T1 map"],
+               "centre": "centroid of the rest myocardium + blood pool (image centre without a mask)",
+               "normalisation": "both maps / the rest map's 99th percentile, clipped 0–1.5",
+               "outputs": "sampling DVF [2, row, col] in network pixels (rows, cols)"},
+        label_table={}, trained_on=trained_on, phantom_trained=phantom, train_command=train_command,
+        metrics={"validation": best, "selected_epoch": best.get("epoch"), "epochs": len(history),
+                 "minutes": round(minutes, 1), "augmentation": aug.label(), "batch": args.batch, "steps": args.steps},
+        card=f"{name}.md")
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="installed model name (default dt1-swin-compact)")
+    parser.add_argument("--subjects", type=int, default=10, help="held-out phantom subjects per set")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Held-out table: dT1 agreement and Dice, normal and shifted phantom sets (:mod:`.evaluate`)."""
+    from ..progress import make_progress
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import format_table
+    result = run_evaluation(args.model, args.subjects, device=getattr(args, "device", None),
+                            progress=make_progress(args))
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
