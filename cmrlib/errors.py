@@ -20,3 +20,8 @@ class ModelError(CMRError):
 
 class NotAvailableError(CMRError):
     """A capability has not been installed / has not landed in this version."""
+
+
+class NotApplicableError(CMRError):
+    """A `cmr run` step does not apply to this study although series of its kinds are there
+    (e.g. T1 maps, but no rest / stress pair): the step is *skipped* with this reason."""

@@ -21,7 +21,7 @@ from . import __version__
 from .atomic import check_output_folder, write_text_atomic
 from .capabilities import PLANNED, capabilities
 from .contract import Capability, StepResult, StudyContext, resolve
-from .errors import CMRError, InputError
+from .errors import CMRError, InputError, NotApplicableError
 from .io import KIND_LABELS, DicomScan, load_series, scan_folder, unreadable_notes, write_image
 from .progress import ProgressCallback, report
 
@@ -129,6 +129,9 @@ def _run_steps(context: StudyContext, caps: list[Capability]) -> dict[str, dict[
             result = resolve(cap.step.run)(context)
             if not isinstance(result, StepResult):
                 raise TypeError(f"step {cap.command} returned {type(result).__name__}, not StepResult")
+        except NotApplicableError as exc:  # the step looked at the series and found nothing for it
+            status[cap.command] = {"status": SKIPPED, "reason": str(exc)}
+            continue
         except CMRError as exc:
             status[cap.command] = {"status": FAILED, "error": str(exc), "seconds": round(time.perf_counter() - t0, 3)}
             continue

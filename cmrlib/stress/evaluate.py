@@ -1,7 +1,8 @@
 """Held-out evaluation of dT1 (`cmr evaluate dt1`, benchmarks/bench_stress.py).
 
 Reference ("true dT1"), as the paper's manual measurements: the mean T1 inside each map's
-*own* myocardium (the phantom knows the contours of the stress map in its own, moved frame)
+*own* myocardial ROI (the phantom knows the contours of the stress map in its own, moved
+frame; the same 1-pixel border inset as the pipeline, :func:`cmrlib.stress.pipeline.roi`)
 — slice: (mean stress − mean rest) / mean rest × 100 %; segment: the same per AHA segment
 of each map. This reference needs no registration and carries the scanner's physics (MOLLI /
 ShMOLLI fitted at the rest and the faster stress heart rate), so it is what a perfect
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..image import Image
-from .data import MapPair, myocardium, phantom_pairs
+from .data import MapPair, phantom_pairs
+from .pipeline import roi
 
 EVAL_SEED_BASE = 9500
 ICC_FORM = "ICC(2,1)"
@@ -44,7 +46,7 @@ def truth_dt1(p: MapPair, reverse: bool = False) -> dict[str, Any]:
     a, b = (p.stress, p.rest) if reverse else (p.rest, p.stress)
     la, lb = (p.stress_labels, p.rest_labels) if reverse else (p.rest_labels, p.stress_labels)
     sa, sb = (p.stress_aha, p.rest_aha) if reverse else (p.rest_aha, p.stress_aha)
-    ma, mb = myocardium(la) & (a > 50), myocardium(lb) & (b > 50)
+    ma, mb = roi(la) & (a > 50), roi(lb) & (b > 50)
     ref = float(a[ma].mean())
     out = {"slice": (float(b[mb].mean()) - ref) / ref * 100.0, "segments": {}}
     if sa is not None and sb is not None and not reverse:

@@ -28,6 +28,7 @@ the width to 24…192 channels, window 4, heads 2/4/4/4 on a 128×128 input of 1
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -37,6 +38,10 @@ from monai.networks.nets import VoxelMorph, VoxelMorphUNet
 from monai.networks.nets.swin_unetr import BasicLayer, PatchMerging
 
 from ..models.registry import register_architecture
+
+# MONAI says on every Warp construction that it uses PyTorch's grid_sample (no compiled
+# extension): expected here, and noise in a user's terminal
+warnings.filterwarnings("ignore", message="monai.networks.blocks.Warp: Using PyTorch native grid_sample")
 
 
 @dataclass(frozen=True)

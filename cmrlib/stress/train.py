@@ -19,6 +19,7 @@ import json
 import pickle
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,10 @@ def loss_terms(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(MSE of warped moving vs fixed, smoothness of the DVF) of a batch ``[N, 2, S, S]``."""
     from monai.losses import DiffusionLoss
     warped, dvf = model(x[:, :1], x[:, 1:])
-    return torch.mean((warped - x[:, 1:]) ** 2), DiffusionLoss()(dvf)
+    with warnings.catch_warnings():  # MONAI's gradient indexing warns under torch 2.x; harmless
+        warnings.filterwarnings("ignore", message="Using a non-tuple sequence")
+        smooth = DiffusionLoss()(dvf)
+    return torch.mean((warped - x[:, 1:]) ** 2), smooth
 
 
 def validate(model, pairs: list[MapPair], cfg: RegistrationConfig) -> dict:

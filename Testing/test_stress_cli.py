@@ -1,0 +1,117 @@
+"""`cmr stress` end to end (NRRD and DICOM inputs), the bad inputs the issue names (a clear
+one-line message, nothing written), and the `cmr run` step on a phantom study that holds rest
+and stress T1 maps."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cmrlib.cli import main
+from cmrlib.image import Image
+from cmrlib.io import write_image
+from conftest import tree_snapshot
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    from cmrlib.stress.data import phantom_pairs
+    p = phantom_pairs([21], positions=("mid",))[0]
+    d = tmp_path_factory.mktemp("pair")
+    sp = (*p.spacing, 8.0)
+    write_image(Image(p.rest[None], sp, meta={"kind": "t1map", "units": "ms"}), d / "rest.nrrd")
+    write_image(Image(p.stress[None], sp, meta={"kind": "t1map", "units": "ms"}), d / "stress.nrrd")
+    write_image(Image(p.rest_labels[None].astype(np.uint8), sp), d / "rest_labels.nrrd")
+    write_image(Image(p.stress_labels[None].astype(np.uint8), sp), d / "stress_labels.nrrd")
+    write_image(Image(p.rest_aha[None].astype(np.uint8), sp), d / "aha.nrrd")
+    write_image(Image((p.rest / 30.0)[None], sp), d / "magnitude.nrrd")
+    return d
+
+
+def test_cmr_stress_writes_every_output(pair_files, tmp_path, capsys):
+    d, out = pair_files, tmp_path / "dt1"
+    assert main(["stress", "--rest", str(d / "rest.nrrd"), "--stress", str(d / "stress.nrrd"), "--mask",
+                 str(d / "rest_labels.nrrd"), "--stress-mask", str(d / "stress_labels.nrrd"), "--segments",
+                 str(d / "aha.nrrd"), "--method", "classical", "--out", str(out), "--quiet"]) == 0
+    for name in ("stress_registered.nrrd", "dt1_map.nrrd", "myocardium.nrrd", "result.json", "dt1.png",
+                 "segments.csv", "bullseye.png", "aha_segments.nrrd"):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "result.json").read_text())
+    assert res["method"] == "classical" and len(res["dt1_slice_percent"]) == 1
+    assert res["dice_after"] > res["dice_before"]
+    assert set(res["segments"]) == {str(s) for s in range(7, 13)}
+    assert res["seconds"] > 0 and res["model"] is None
+    from cmrlib.stress.outputs import read_result
+    back = read_result(out)
+    assert back["dt1"].array.shape == (1, *np.asarray(back["registered"].array).shape[1:])
+    assert [r["segment"] for r in back["segment_stats"]] == list(range(7, 13))
+    assert "dT1 per slice" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "give --mask"),
+    (["--mask", "{d}/rest_labels.nrrd", "--reverse"], "needs the stress map's myocardium mask"),
+])
+def test_missing_masks_are_refused(pair_files, tmp_path, capsys, extra, message):
+    d, out = pair_files, tmp_path / "dt1"
+    args = [a.format(d=d) for a in extra]
+    assert main(["stress", "--rest", str(d / "rest.nrrd"), "--stress", str(d / "stress.nrrd"), "--method", "none",
+                 "--out", str(out), "--quiet", *args]) != 0
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_a_magnitude_image_is_refused_and_nothing_changes(pair_files, tmp_path, capsys):
+    d, out = pair_files, tmp_path / "dt1"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier result")
+    before = tree_snapshot(out)
+    assert main(["stress", "--rest", str(d / "magnitude.nrrd"), "--stress", str(d / "stress.nrrd"), "--mask",
+                 str(d / "rest_labels.nrrd"), "--method", "none", "--out", str(out), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "does not look like a T1 map" in err and len(err.strip().splitlines()) == 1
+    assert tree_snapshot(out) == before
+
+
+def _stress_study(folder: Path, positions=("basal", "mid")) -> Path:
+    """A phantom study of rest and stress IRW series with their scanner T1 maps only."""
+    from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
+    from cmrlib.phantom.generate import Study
+    from cmrlib.phantom.writer import write_study
+    s = sample_subject(8, PhantomOptions(matrix=96, la=False, stress=True))
+    mis = dict(s.misregistration)
+    mis["rest_stress"] = [3.0, -2.0, 4.0, 0.5]
+    ph = Phantom(replace(s, misregistration=mis))
+    series = {}
+    for cond in ("native", "stress"):
+        for pos in positions:
+            irw = ph.irw(pos, cond)
+            series[irw.name] = irw
+            t1 = ph.t1map(irw)
+            series[t1.name] = t1
+    return write_study(Study(ph.s, series, ph.study_truth(series)), folder, sheets=False)
+
+
+def test_cmr_run_pairs_rest_and_stress_maps(tmp_path):
+    study = _stress_study(tmp_path / "study")
+    out = tmp_path / "run"
+    assert main(["run", str(study / "dicom"), "--out", str(out), "--quiet"]) == 0
+    step = json.loads((out / "run.json").read_text())["steps"]["stress"]
+    assert step["status"] == "done", step
+    pairs = step["result"]["pairs"]
+    assert step["result"]["source"] == "scanner T1 maps" and len(pairs) == 2
+    for p in pairs:
+        assert "native" in p["name"] and "stress" in p["name"] and p["mask"] == "QCD"
+        assert len(p["dt1_slice_percent"]) == 1 and p["dt1_slice_percent"][0] is not None
+        assert (out / p["out"] / "dt1_map.nrrd").is_file()
+    report = (out / "report.html").read_text()
+    assert "Stress T1 reactivity, dT1" in report and "dT1 per slice" in report
+
+
+def test_cmr_run_skips_stress_without_a_pair(study_dir, tmp_path):
+    out = tmp_path / "run"
+    main(["run", str(study_dir), "--out", str(out), "--quiet"])
+    step = json.loads((out / "run.json").read_text())["steps"]["stress"]
+    assert step["status"] == "skipped"
