@@ -443,3 +443,24 @@ def test_aha_volume_on_a_phantom_stack():
     same_level = [k for k in done if levels[k] == truth[k]["aha_level"]]
     sel = myo[same_level] & (want[same_level] > 0)
     assert np.mean(vol[same_level][sel] == want[same_level][sel]) >= 0.95
+
+
+def test_bullseye_in_bands(tmp_path):
+    """dT1's banded bull's-eye: discrete colours at the given bounds; a value in one band gets
+    one colour whatever its place in it; bounds must ascend."""
+    from PIL import Image as PILImage
+    vals = {k: (1.0 if k <= 6 else 2.5 if k <= 12 else 7.0) for k in range(1, 17)}
+    path = aha.bullseye(vals, tmp_path / "bands.png", unit="dT1 (%)", cmap="RdYlBu", bounds=(0, 3, 6, 9))
+    img = np.asarray(PILImage.open(path).convert("RGB")).astype(int)
+    w, h = aha.BULLSEYE_SIZE_PX
+    # the polar axes (bullseye's layout): box (0.02, 0.04, 0.74, 0.86) of the figure, ±1.05 units, equal aspect
+    scale = min(0.74 * w, 0.86 * h) / 2.1
+    cx, cy = 0.02 * w + 0.74 * w / 2, h - (0.04 * h + 0.86 * h / 2)
+
+    def colour(radius: float, angle_deg: float) -> np.ndarray:  # off the segment's label
+        a = math.radians(angle_deg)
+        return img[int(round(cy - radius * scale * math.sin(a))), int(round(cx + radius * scale * math.cos(a)))]
+    basal, mid, apical = colour(0.8, 110), colour(0.55, 110), colour(0.3, 110)  # segments 1, 7, 13
+    assert np.abs(basal - mid).max() <= 3 and np.abs(basal - apical).max() > 40
+    with pytest.raises(InputError, match="ascending"):
+        aha.bullseye(vals, tmp_path / "bad.png", bounds=(3, 0))
