@@ -81,3 +81,17 @@ def test_network_dvf_back_to_the_source_grid():
     img[20:30, 30:40] = 1
     moved = warp_frames(img[None], src[None])[0]
     assert moved[17:27, 30:40].mean() == pytest.approx(1.0)
+
+
+def test_composed_dvf_is_the_two_warps_in_turn():
+    from cmrlib.warp import compose_dvf, warp_image
+    r, c = np.mgrid[0:48, 0:48] / 48.0
+    img = np.exp(-((r - 0.45) ** 2 + (c - 0.5) ** 2) / 0.02).astype(np.float32)  # smooth: interpolation exact enough
+    first = np.stack([2.0 + np.sin(3 * r), -1.5 * c]).astype(np.float32)  # non-uniform fields
+    then = np.stack([0.5 * np.cos(2 * c), 1.0 + r]).astype(np.float32)
+    two = warp_image(warp_image(img, first), then)
+    one = warp_image(img, compose_dvf(first, then))
+    assert np.abs(two - one)[6:-6, 6:-6].max() < 0.02
+    assert np.abs(two - img)[6:-6, 6:-6].max() > 0.3  # and the warps did move it
+    labels = (img > 0.5).astype(np.uint8)
+    assert warp_image(labels, first, nearest=True).dtype == np.uint8

@@ -118,4 +118,5 @@ def test_train_on_phantom_pairs(tmp_path):
     e = _entry(out, "dt1-swin-tiny")
     assert e["phantom_trained"] and e["arch_args"]["backbone"] == "swin" and e["input"]["grid"] == [128, 128]
     assert e["metrics"]["validation"]["pairs"] == 3
-    assert (tmp_path / "cache" / "train_1.pkl").is_file()  # generated pairs are cached for reruns
+    assert (tmp_path / "cache" / "train_1_rigid.pkl").is_file()  # generated, pre-aligned pairs cached for reruns
+    assert e["arch_args"]["prealign"] == "rigid" and e["metrics"]["validation"]["dice_network_input"] is not None

@@ -76,8 +76,18 @@ def register_pair(fixed: np.ndarray, moving: np.ndarray, mesh_size: int = 6, ite
         reg.SetMovingInitialTransform(rigid)
     reg.SetInitialTransform(bspline, inPlace=True)
     reg.Execute(f, m)
-    tx = sitk.CompositeTransform([rigid, bspline]) if rigid_first else bspline
-    field = sitk.TransformToDisplacementField(tx, sitk.sitkVectorFloat64, f.GetSize(), f.GetOrigin(),
-                                              f.GetSpacing(), f.GetDirection())
+    return _to_dvf(sitk.CompositeTransform([rigid, bspline]) if rigid_first else bspline, f)
+
+
+def register_rigid(fixed: np.ndarray, moving: np.ndarray, *, metric: str = "mean_squares",
+                   mask: np.ndarray | None = None) -> np.ndarray:
+    """Sampling DVF ``[2, row, col]`` (pixels) of the Euler transform aligning ``moving`` to ``fixed``."""
+    return _to_dvf(rigid_pair(fixed, moving, metric=metric, mask=mask),
+                   sitk.GetImageFromArray(fixed.astype(np.float32)))
+
+
+def _to_dvf(tx: sitk.Transform, fixed: sitk.Image) -> np.ndarray:
+    field = sitk.TransformToDisplacementField(tx, sitk.sitkVectorFloat64, fixed.GetSize(), fixed.GetOrigin(),
+                                              fixed.GetSpacing(), fixed.GetDirection())
     disp = sitk.GetArrayFromImage(field)  # [row, col, (x=col, y=row)] in pixel units (spacing 1)
     return np.stack([disp[..., 1], disp[..., 0]]).astype(np.float32)

@@ -46,3 +46,19 @@ def dvf_to_lps_mm(dvf_px: np.ndarray, spacing: tuple[float, float, float], direc
     col_vec = direction[:, 0] * spacing[0]
     d = np.moveaxis(dvf_px, -3, -1)  # [..., row, col, 2]
     return d[..., 0:1] * row_vec + d[..., 1:2] * col_vec
+
+
+def compose_dvf(first: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """The one sampling DVF of two warps in turn: ``first`` (``a(x) = m(x + first(x))``), then
+    ``then`` applied to its result (``b(x) = a(x + then(x))``) — ``b(x) = m(x + total(x))`` with
+    ``total = then + first(x + then)``. Arrays ``[2, row, col]`` (pixels)."""
+    moved_first = warp_frames(np.ascontiguousarray(first), np.stack([then, then]))
+    return (then + moved_first).astype(np.float32)
+
+
+def warp_image(image2d: np.ndarray, dvf: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """One 2-D image (or label map, ``nearest``) warped by a sampling DVF ``[2, row, col]``; same dtype."""
+    img = torch.as_tensor(np.ascontiguousarray(image2d, dtype=np.float32))[None, None]
+    d = torch.as_tensor(np.ascontiguousarray(dvf, dtype=np.float32))[None]
+    out = warp_torch(img, d, mode="nearest" if nearest else "bilinear")[0, 0].numpy()
+    return out.astype(np.asarray(image2d).dtype) if nearest else out.astype(np.float32)

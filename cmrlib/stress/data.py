@@ -29,6 +29,7 @@ from scipy import ndimage
 from ..augment import bias_field, jitter_map, random_intensity
 from ..errors import InputError
 from ..planes import PlaneMap, centred_map
+from ..warp import warp_image
 
 POSITIONS = ("basal", "mid", "apical")
 
@@ -48,6 +49,9 @@ class MapPair:
     rest_tissue: np.ndarray | None = None  # phantom tissue codes (random-contrast pairs)
     stress_tissue: np.ndarray | None = None
     truth: dict = field(default_factory=dict)
+    #: (moving index, fixed index) → (map, labels, tissue) of the moving map rigidly pre-aligned
+    #: to the fixed one (0 rest, 1 stress; :func:`prealign_pair`)
+    prealigned: dict = field(default_factory=dict)
 
     def maps(self) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
         return [(self.rest, self.rest_labels, self.rest_tissue), (self.stress, self.stress_labels, self.stress_tissue)]
@@ -59,12 +63,13 @@ def myocardium(labels: np.ndarray | None) -> np.ndarray | None:
 
 
 def phantom_pairs(seeds, *, shifted: bool = False, misregistration: tuple[float, float] = (0.3, 1.3),
-                  positions=POSITIONS, progress=None) -> list[MapPair]:
+                  positions=POSITIONS, prealigned: bool = False, progress=None) -> list[MapPair]:
     """Rest / stress T1 map pairs of phantom subjects (:func:`cmrlib.phantom.sets.subject`).
 
     Each subject's rest→stress misregistration is drawn anew at a severity in
     ``misregistration`` (in-plane shifts sd 5 mm × severity, rotation sd 6° × severity,
     through-plane sd 2 mm × severity), so pairs range from aligned to badly moved.
+    ``prealigned``: also the rigidly pre-aligned moving maps (training of ``prealign="rigid"``).
     """
     from ..phantom import Phantom
     from ..phantom.sets import subject
@@ -89,9 +94,41 @@ def phantom_pairs(seeds, *, shifted: bool = False, misregistration: tuple[float,
                 {"seed": int(seed), "position": pos, "misregistration": mis["rest_stress"],
                  "heart_rate_bpm": {"rest": rest.truth["heart_rate_bpm"], "stress": stress.truth["heart_rate_bpm"]},
                  "reactivity_by_aha_segment": dict(ph.s.stress_reactivity), "scheme": rest.truth["scheme"]}))
+            if prealigned:
+                prealign_pair(out[-1])
         if progress is not None:
             progress("phantom pairs", i + 1, len(seeds), str(seed))
     return out
+
+
+# ---- rigid pre-alignment -----------------------------------------------------------------------------
+PREALIGN_MARGIN_MM = 25.0
+
+
+def prealign(fixed: np.ndarray, moving: np.ndarray, fixed_labels: np.ndarray | None,
+             spacing: tuple[float, float]) -> np.ndarray:
+    """Sampling DVF ``[2, row, col]`` (source pixels) of the rigid (Euler) transform aligning
+    ``moving`` to ``fixed``: mean squares of the pair-scaled maps inside the fixed map's heart
+    dilated by 25 mm (the whole image without labels)."""
+    from ..registration import register_rigid
+    mask = None
+    if fixed_labels is not None and np.isin(fixed_labels, (1, 2, 3)).any():
+        r = max(1, int(round(PREALIGN_MARGIN_MM / float(min(spacing)))))
+        mask = ndimage.binary_dilation(np.isin(fixed_labels, (1, 2, 3)), iterations=r)
+    scale = pair_scale(fixed)
+    return register_rigid(np.clip(fixed / scale, 0, 1.5), np.clip(moving / scale, 0, 1.5), metric="mean_squares",
+                          mask=mask)
+
+
+def prealign_pair(pair: MapPair) -> MapPair:
+    """``pair`` with :attr:`MapPair.prealigned` filled for stress→rest and rest→stress."""
+    maps = pair.maps()
+    for mi, fi in ((1, 0), (0, 1)):
+        (mov, mlab, mtis), (fix, flab, _) = maps[mi], maps[fi]
+        d = prealign(fix, mov, flab, pair.spacing)
+        pair.prealigned[(mi, fi)] = (warp_image(mov, d), None if mlab is None else warp_image(mlab, d, nearest=True),
+                                     None if mtis is None else warp_image(mtis, d, nearest=True))
+    return pair
 
 
 # ---- network input ---------------------------------------------------------------------------------
@@ -127,11 +164,6 @@ def smooth_dvf(shape: tuple[int, int], rng: np.random.Generator, max_px: float) 
     return (d / peak * max_px * rng.uniform(0.3, 1.0)).astype(np.float32)
 
 
-def _warp_np(img: np.ndarray, dvf: np.ndarray, order: int = 1) -> np.ndarray:
-    rows, cols = np.meshgrid(np.arange(img.shape[0]), np.arange(img.shape[1]), indexing="ij")
-    return ndimage.map_coordinates(img, [rows + dvf[0], cols + dvf[1]], order=order, mode="nearest").astype(img.dtype)
-
-
 @dataclass(frozen=True)
 class Augmentation:
     """The switchable parts of training (the card's Table 3.3)."""
@@ -140,6 +172,7 @@ class Augmentation:
     rotate_flip: bool = True  # the pair rotated (any angle) and mirrored
     synthetic_dvf: bool = True  # a mild random deformation added to the moving map
     random_contrast: float = 0.3  # share of random-contrast (tissue-map) pairs
+    prealigned: float = 0.0  # share of moved pairs whose moving map is rigidly pre-aligned (prealign="rigid")
 
     def label(self) -> str:
         aug = "rot+flip+DVF" if self.rotate_flip and self.synthetic_dvf else "rot+flip" if self.rotate_flip else \
@@ -157,6 +190,8 @@ def training_sample(pair: MapPair, size: int, pixel_mm: float, rng: np.random.Ge
     else:
         mi, fi = 1, 0
     (moving, m_lab, m_tis), (fixed, f_lab, f_tis) = maps[mi], maps[fi]
+    if mi != fi and (mi, fi) in pair.prealigned and rng.random() < aug.prealigned:
+        moving, m_lab, m_tis = pair.prealigned[(mi, fi)]
     if m_tis is not None and f_tis is not None and rng.random() < aug.random_contrast:
         values = rng.uniform(0.05, 1.0, int(max(m_tis.max(), f_tis.max())) + 1).astype(np.float32)
         values[0] = rng.uniform(0.0, 0.05)
@@ -172,9 +207,9 @@ def training_sample(pair: MapPair, size: int, pixel_mm: float, rng: np.random.Ge
         fixed, moving = fixed * bias, moving * bias
     if aug.synthetic_dvf and rng.random() < 0.7:
         d = smooth_dvf(moving.shape, rng, max_px=float(rng.uniform(1.0, 4.0)))
-        moving = _warp_np(moving, d)
+        moving = warp_image(moving, d)
         if m_lab is not None:
-            m_lab = _warp_np(m_lab, d, order=0)
+            m_lab = warp_image(m_lab, d, nearest=True)
     centre = heart_centre_px(f_lab, fixed.shape)
     base = centred_map(fixed.shape, pair.spacing, size, pixel_mm, centre_px=centre)
     grid = jitter_map(base, rng, 180.0 if aug.rotate_flip else 0.0, 0.25, 12.0,
@@ -192,7 +227,7 @@ def training_sample(pair: MapPair, size: int, pixel_mm: float, rng: np.random.Ge
 
 
 # ---- user data (--data DIR) -----------------------------------------------------------------------
-def user_pairs(folder: str | Path) -> list[MapPair]:
+def user_pairs(folder: str | Path, prealigned: bool = False) -> list[MapPair]:
     """Pairs from a user's folder (README "dT1 training data"): ``NAME_rest.nrrd`` and
     ``NAME_stress.nrrd`` (T1 maps in ms, one slice or a stack of the same positions; also
     ``.nii.gz`` / ``.mha``), optionally ``NAME_rest_labels.*`` / ``NAME_stress_labels.*``
@@ -237,4 +272,7 @@ def user_pairs(folder: str | Path) -> list[MapPair]:
                                None if labs[1] is None else labs[1][k]))
     if not out:
         raise InputError(f"--data {folder}: no NAME_rest / NAME_stress map pairs found")
+    if prealigned:
+        for p in out:
+            prealign_pair(p)
     return out

@@ -6,14 +6,16 @@ myocardium, :func:`cmrlib.planes.centred_map`); its sampling DVF ``d(u)`` (netwo
 carried back to the source grid exactly: the network grid is an affine image of the source
 (``x = A u + b``), so ``warped(x) = stress(x + A d(u(x)))`` — the source DVF is ``A d``
 sampled at ``u(x)`` (:meth:`cmrlib.planes.PlaneMap.sample_back`), zero outside the network
-grid. All DVFs are sampling DVFs ``[2, row, col]`` in source pixels (:mod:`cmrlib.warp`).
+grid. A model with ``prealign="rigid"`` (the compact preset) first aligns the pair rigidly
+(:func:`cmrlib.stress.data.prealign`) and the network's DVF is composed with that one. All
+DVFs are sampling DVFs ``[2, row, col]`` in source pixels (:mod:`cmrlib.warp`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..planes import PlaneMap, centred_map
-from .data import heart_centre_px, network_pair, pair_scale
+from .data import heart_centre_px, network_pair, pair_scale, prealign
 
 METHODS = ("swin", "unet", "classical", "none")
 
@@ -37,14 +39,19 @@ def register_network(model, rest: np.ndarray, stress: np.ndarray, spacing: tuple
                      rest_labels: np.ndarray | None = None, device=None) -> np.ndarray:
     """Source-grid sampling DVF ``[2, row, col]`` warping ``stress`` onto ``rest`` (2-D maps, ms)."""
     import torch
+
+    from ..warp import compose_dvf, warp_image
     cfg = model.cfg
+    rigid = prealign(rest, stress, rest_labels, spacing) if cfg.prealign == "rigid" else None
+    moving = warp_image(stress, rigid) if rigid is not None else stress
     grid = network_grid(rest.shape, spacing, cfg.size, cfg.pixel_mm, rest_labels)
-    x = network_pair(stress, rest, grid, pair_scale(rest))  # the scaling of training (data.training_sample)
+    x = network_pair(moving, rest, grid, pair_scale(rest))  # the scaling of training (data.training_sample)
     dev = next(model.parameters()).device
     with torch.no_grad():
         t = torch.from_numpy(x[None]).to(dev)
         _, dvf = model(t[:, :1], t[:, 1:])
-    return dvf_to_source(dvf[0].cpu().numpy(), grid, rest.shape)
+    dvf_src = dvf_to_source(dvf[0].cpu().numpy(), grid, rest.shape)
+    return compose_dvf(rigid, dvf_src) if rigid is not None else dvf_src
 
 
 def register_classical(rest: np.ndarray, stress: np.ndarray, spacing: tuple[float, float],

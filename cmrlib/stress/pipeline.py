@@ -26,6 +26,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
+from ..warp import warp_image
 from .infer import METHODS, register_classical, register_network
 
 T1_RANGE_MS = (100.0, 3000.0)
@@ -186,12 +187,6 @@ def choose_method(method: str | None, model_name: str | None = None) -> tuple[st
     return method, []
 
 
-def _warp(img2d: np.ndarray, dvf: np.ndarray, order: int = 1) -> np.ndarray:
-    rows, cols = np.meshgrid(np.arange(img2d.shape[0]), np.arange(img2d.shape[1]), indexing="ij")
-    return ndimage.map_coordinates(np.asarray(img2d, np.float32), [rows + dvf[0], cols + dvf[1]], order=order,
-                                   mode="constant", cval=0.0, prefilter=False).astype(np.float32)
-
-
 def dt1_percent(rest: np.ndarray, registered_stress: np.ndarray) -> np.ndarray:
     """Pixel-wise (stress − rest) / rest × 100 %; 0 where the rest map has no signal (< 50 ms)."""
     ok = rest > 50.0
@@ -309,7 +304,7 @@ def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | Non
             dvf = register_classical(rest_arr[k], mov, spacing, rest_lab[k])
         else:
             dvf = register_network(model, rest_arr[k], mov, spacing, rest_lab[k])
-        registered[k] = _warp(mov, dvf)
+        registered[k] = warp_image(mov, dvf)
         dt1[k] = dt1_percent(rest_arr[k], registered[k])
         myo = roi(rest_lab[k]) & (rest_arr[k] > 50.0)
         vals = dt1[k][myo]
@@ -320,7 +315,7 @@ def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | Non
         if stress_lab_on_rest:
             s_myo = _myo(stress_lab_on_rest[k])
             sr.dice_before = _dice(_myo(rest_lab[k]), s_myo)
-            sr.dice_after = _dice(_myo(rest_lab[k]), _warp(s_myo.astype(np.float32), dvf, order=0) > 0.5)
+            sr.dice_after = _dice(_myo(rest_lab[k]), warp_image(s_myo.astype(np.uint8), dvf, nearest=True) > 0)
         slices.append(sr)
     report(progress, "registering stress to rest", rest_arr.shape[0], rest_arr.shape[0], "done")
     if qc_failed:

@@ -22,9 +22,13 @@ patch expanding layers (:class:`PatchExpand`) are written here. Where a level's 
 smaller than the window (6×6 tokens at the paper's deepest level) MONAI's ``BasicLayer``
 shrinks the window to the grid and drops the shift, as the Swin reference code does.
 
-The ``compact`` preset (the bundled CPU-trained weights) keeps the layer types and halves
-the width to 24…192 channels, window 4, heads 2/4/4/4 on a 128×128 input of 1.5 mm pixels
-(:class:`RegistrationConfig`).
+The ``compact`` preset (the bundled CPU-trained weights) keeps the layer types and narrows
+the width to 24…192 channels, window 4, heads 2/4/4/4 on a 128×128 input of 1.5 mm pixels,
+and works on rigidly pre-aligned pairs (``prealign="rigid"``: the network learns the residual
+deformation). Measured here: trained on raw pairs, the compact Swin reached a validation
+myocardial Dice of only 0.69 (from 0.57) after 1,350 batches of CPU training, while a rigid
+SimpleITK alignment alone reached 0.81 — the CPU budget has no room for the appendix's 200
+epochs that learn large displacements from scratch (:class:`RegistrationConfig`).
 """
 from __future__ import annotations
 
@@ -58,6 +62,10 @@ class RegistrationConfig:
     window_size: int = 7
     mlp_ratio: float = 4.0
     dropout: float = 0.1
+    #: "rigid": the pair is rigidly pre-aligned (SimpleITK Euler, :func:`cmrlib.stress.data.prealign`)
+    #: before the network, which learns the residual deformation (VoxelMorph's own assumption of
+    #: affinely pre-aligned inputs); "none": the network alone (the appendix)
+    prealign: str = "none"
 
     @classmethod
     def preset(cls, name: str, backbone: str = "swin") -> "RegistrationConfig":
@@ -66,7 +74,8 @@ class RegistrationConfig:
         if name == "paper":
             return cls(backbone=backbone)
         if name == "compact":
-            return cls(backbone=backbone, size=128, pixel_mm=1.5, embed_dim=24, num_heads=(2, 4, 4, 4), window_size=4)
+            return cls(backbone=backbone, size=128, pixel_mm=1.5, embed_dim=24, num_heads=(2, 4, 4, 4), window_size=4,
+                       prealign="rigid")
         raise ValueError(f"unknown preset {name!r}; expected paper or compact")
 
     def to_args(self) -> dict:

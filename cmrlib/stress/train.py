@@ -72,9 +72,9 @@ def _cached(cache: Path, tag: str, make) -> list[MapPair]:
     return pairs
 
 
-def training_pairs(args, progress=None) -> tuple[list[MapPair], list[MapPair], str]:
+def training_pairs(args, progress=None, prealigned: bool = False) -> tuple[list[MapPair], list[MapPair], str]:
     if args.data:
-        pairs = user_pairs(args.data)
+        pairs = user_pairs(args.data, prealigned=prealigned)
         rng = np.random.default_rng(args.seed)
         order = rng.permutation(len(pairs))
         n_val = max(1, len(pairs) // 10) if len(pairs) > 1 else 0
@@ -82,19 +82,26 @@ def training_pairs(args, progress=None) -> tuple[list[MapPair], list[MapPair], s
         train = [pairs[i] for i in order[n_val:]] or pairs
         return train, val or train, f"user data {args.data}: {len(pairs)} rest/stress map pairs"
     cache = Path(args.cache)
-    train = _cached(cache, f"train_{args.train_subjects}", lambda: phantom_pairs(
-        range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + args.train_subjects), progress=progress))
-    val = _cached(cache, f"val_{args.val_subjects}", lambda: phantom_pairs(
-        range(VAL_SEED_BASE, VAL_SEED_BASE + args.val_subjects), progress=progress))
+    tag = "_rigid" if prealigned else ""
+    train = _cached(cache, f"train_{args.train_subjects}{tag}", lambda: phantom_pairs(
+        range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + args.train_subjects), prealigned=prealigned, progress=progress))
+    val = _cached(cache, f"val_{args.val_subjects}{tag}", lambda: phantom_pairs(
+        range(VAL_SEED_BASE, VAL_SEED_BASE + args.val_subjects), prealigned=prealigned, progress=progress))
     return train, val, (f"synthetic SlicerCMR phantom (1.5 T, MOLLI / ShMOLLI maps fitted from simulated "
                         f"acquisitions at rest and stress heart rates): {args.train_subjects} subjects, {len(train)} "
                         "rest/stress pairs with rigid misregistration of random severity; domain-randomised "
                         "(cmrlib/stress/data.py)")
 
 
-def augmentation(args) -> Augmentation:
+#: share of moved training pairs shown rigidly pre-aligned to a ``prealign="rigid"`` model: most,
+#: as at inference, but not all, so it also learns what a failed pre-alignment leaves
+PREALIGNED_SHARE = 0.7
+
+
+def augmentation(args, cfg: RegistrationConfig | None = None) -> Augmentation:
     return Augmentation(permuted=args.pairing == "permuted", rotate_flip=not args.no_rotate_flip,
-                        synthetic_dvf=not args.no_synthetic_dvf)
+                        synthetic_dvf=not args.no_synthetic_dvf,
+                        prealigned=PREALIGNED_SHARE if cfg is not None and cfg.prealign == "rigid" else 0.0)
 
 
 def loss_terms(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,26 +116,29 @@ def loss_terms(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def validate(model, pairs: list[MapPair], cfg: RegistrationConfig) -> dict:
     """Stress→rest on ``pairs`` without augmentation: myocardial Dice (rest vs registered
-    stress, on the network grid) before / after, and the image MSE after."""
+    stress, on the network grid) before, at the network's input (after the rigid pre-alignment
+    of ``prealign="rigid"``) and after, and the image MSE after."""
     from ..metrics import dice
     from ..warp import warp_torch
     model.eval()
-    before, after, mses = [], [], []
+    before, start, after, mses = [], [], [], []
     rng = np.random.default_rng(0)
     none = Augmentation(permuted=False, rotate_flip=False, synthetic_dvf=False, random_contrast=0.0)
     with torch.no_grad():
         for p in pairs:
-            x, mm, fm = _plain_sample(p, cfg, rng, none)
+            x, mm, fm, raw = _plain_sample(p, cfg, rng, none)
             t = torch.from_numpy(x[None])
             warped, dvf = model(t[:, :1], t[:, 1:])
             mses.append(float(torch.mean((warped - t[:, 1:]) ** 2)))
             if mm is not None and fm is not None:
                 moved = warp_torch(torch.from_numpy(mm[None, None].astype(np.float32)), dvf, mode="nearest")[0, 0] > 0.5
-                before.append(dice(mm, fm))
+                before.append(dice(raw, fm))
+                start.append(dice(mm, fm))  # what the network starts from (after a rigid pre-alignment)
                 after.append(dice(moved.numpy(), fm))
     model.train()
     r = lambda v: round(float(np.mean(v)), 4) if v else None  # noqa: E731
-    return {"pairs": len(pairs), "dice_before": r(before), "dice_after": r(after), "mse": r(mses)}
+    return {"pairs": len(pairs), "dice_before": r(before), "dice_network_input": r(start), "dice_after": r(after),
+            "mse": r(mses)}
 
 
 def _plain_sample(p: MapPair, cfg: RegistrationConfig, rng, aug: Augmentation):
@@ -136,10 +146,15 @@ def _plain_sample(p: MapPair, cfg: RegistrationConfig, rng, aug: Augmentation):
     from .data import myocardium, network_pair, pair_scale
     from .infer import network_grid
     grid = network_grid(p.rest.shape, p.spacing, cfg.size, cfg.pixel_mm, p.rest_labels)
-    x = network_pair(p.stress, p.rest, grid, pair_scale(p.rest))
-    mm = grid.sample(myocardium(p.stress_labels).astype(np.float32), order=0) > 0.5 if p.stress_labels is not None else None
+    moving, m_lab = p.stress, p.stress_labels
+    if cfg.prealign == "rigid" and (1, 0) in p.prealigned:  # as at inference: the network sees the aligned pair
+        moving, m_lab, _ = p.prealigned[(1, 0)]
+    x = network_pair(moving, p.rest, grid, pair_scale(p.rest))
+    mm = grid.sample(myocardium(m_lab).astype(np.float32), order=0) > 0.5 if m_lab is not None else None
     fm = grid.sample(myocardium(p.rest_labels).astype(np.float32), order=0) > 0.5 if p.rest_labels is not None else None
-    return x, mm, fm
+    raw = grid.sample(myocardium(p.stress_labels).astype(np.float32), order=0) > 0.5 \
+        if p.stress_labels is not None else None
+    return x, mm, fm, raw
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -159,12 +174,12 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     cfg = RegistrationConfig.preset(args.preset, args.backbone)
-    aug = augmentation(args)
+    aug = augmentation(args, cfg)
     lr = args.lr if args.lr is not None else (1e-4 if args.preset == "paper" else 3e-4)
     name = args.name or f"dt1-{args.backbone}-{args.preset}"
     cache = Path(args.cache)
     t_start = time.perf_counter()
-    train, val, trained_on = training_pairs(args, progress)
+    train, val, trained_on = training_pairs(args, progress, prealigned=cfg.prealign == "rigid")
     dev = pick_device(getattr(args, "device", None))
     model = StressRegistration(cfg).to(dev)
     if args.init:
