@@ -683,6 +683,20 @@ def waitForWorker(tc: Any, panel: Any, timeoutS: float = 300.0) -> RunResult:
     return panel.status.lastResult
 
 
+def applyAndWait(tc: Any, widget: Any, apply: Callable[[], bool], timeoutS: float = 300.0) -> RunResult:
+    """Press a panel section's Apply (``apply``, e.g. ``widget.onApply``) with the dependency
+    check off, wait for its worker (:func:`waitForWorker`) and check that it exited 0; its
+    RunResult."""
+    widget.panel.checkDependencies = False
+    try:
+        tc.assertTrue(apply(), widget.ui.statusLabel.text)
+        result = waitForWorker(tc, widget.panel, timeoutS)
+    finally:
+        widget.panel.checkDependencies = True
+    tc.assertEqual(result.returncode, 0, result.error_text(10))
+    return result
+
+
 def checkWorkerProgress(tc: Any, panel: Any, timeoutS: float = 120.0) -> None:
     """Run a tiny worker through the panel's status area: it imports cmrlib (found through the
     PYTHONPATH the runner sets), reports progress with cmrlib's line protocol and prints the

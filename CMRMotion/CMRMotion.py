@@ -168,7 +168,7 @@ class CMRMotionTest(CMRTestMixin, ScriptedLoadableModuleTest):
         """Widget: load the study's IRW series in the panel, press "Correct and map T1" (no
         correction, CPU) and wait for the worker; the T1 map is shown and summarised."""
         from CMRCommonLib.device_choice import DeviceChoice
-        from CMRCommonLib.widgets import waitForWorker
+        from CMRCommonLib.widgets import applyAndWait
 
         widget = self.moduleWidget()
         with self.loadedSyntheticStudy() as (_logic, _study, loaded):
@@ -177,13 +177,7 @@ class CMRMotionTest(CMRTestMixin, ScriptedLoadableModuleTest):
             widget._parameterNode.method = "none"
             widget._parameterNode.irwSequence = loaded["irw"].node
             self.assertTrue(widget.ui.applyButton.enabled)
-            widget.panel.checkDependencies = False
-            try:
-                self.assertTrue(widget.onApply(), widget.ui.statusLabel.text)
-                result = waitForWorker(self, widget.panel)
-            finally:
-                widget.panel.checkDependencies = True
-            self.assertEqual(result.returncode, 0, result.error_text(10))
+            applyAndWait(self, widget, widget.onApply)
             self.assertIsNotNone(widget._outputs)
             self.assertIn("none", widget.ui.motionResultLabel.text)
             self.assertFalse(widget.ui.compareR2Button.enabled)  # no correction: no R² before / after

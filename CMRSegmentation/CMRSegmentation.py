@@ -394,7 +394,7 @@ class CMRSegmentationTest(CMRTestMixin, ScriptedLoadableModuleTest):
         from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
         from cmrlib.qcd.pipeline import model_installed
         from CMRCommonLib.device_choice import DeviceChoice
-        from CMRCommonLib.widgets import waitForWorker
+        from CMRCommonLib.widgets import applyAndWait
 
         if not model_installed():
             self.skipTest("the QCD weights are not installed")
@@ -407,13 +407,7 @@ class CMRSegmentationTest(CMRTestMixin, ScriptedLoadableModuleTest):
         widget._parameterNode.device = DeviceChoice.CPU
         widget._parameterNode.qcdInput = volume
         self.assertTrue(widget.ui.qcdApplyButton.enabled)
-        widget.panel.checkDependencies = False
-        try:
-            self.assertTrue(widget.onQCDApply(), widget.ui.statusLabel.text)
-            result = waitForWorker(self, widget.panel)
-        finally:
-            widget.panel.checkDependencies = True
-        self.assertEqual(result.returncode, 0, result.error_text(10))
+        applyAndWait(self, widget, widget.onQCDApply)
         outputs = widget._qcdOutputs
         self.assertIsNotNone(outputs)
         table = widget.ui.qcdSliceTable
@@ -499,7 +493,7 @@ class CMRSegmentationTest(CMRTestMixin, ScriptedLoadableModuleTest):
         from cmrlib.mrml import lps_to_ras, volume_node_from_image
         from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
         from CMRCommonLib.device_choice import DeviceChoice
-        from CMRCommonLib.widgets import waitForWorker
+        from CMRCommonLib.widgets import applyAndWait
 
         subject = sample_subject(11, PhantomOptions(matrix=96, la=False))
         k = subject.n_slices // 2
@@ -517,13 +511,7 @@ class CMRSegmentationTest(CMRTestMixin, ScriptedLoadableModuleTest):
         widget._parameterNode.landmarksMask = mask
         widget._parameterNode.landmarksLiveUpdate = True
         self.assertTrue(widget.ui.landmarksApplyButton.enabled)
-        widget.panel.checkDependencies = False
-        try:
-            self.assertTrue(widget.onLandmarksApply(), widget.ui.statusLabel.text)
-            result = waitForWorker(self, widget.panel)
-        finally:
-            widget.panel.checkDependencies = True
-        self.assertEqual(result.returncode, 0, result.error_text(10))
+        applyAndWait(self, widget, widget.onLandmarksApply)
         self.assertIsNotNone(widget._lmLive, widget.ui.landmarksResultLabel.text)
         last = widget._lmLive.last
         self.assertGreater(widget.ui.landmarksSegmentTable.rowCount, 0)

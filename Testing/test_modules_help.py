@@ -38,14 +38,15 @@ def test_help_names_every_installed_and_planned_capability_of_the_panel(module):
         assert "Planned" not in text
 
 
-@pytest.mark.parametrize("module", ["CMRStressT1"])
-def test_panels_without_a_capability_say_only_the_loader_works(module):
-    assert for_panel(module) == [], f"{module} has a capability now: update this test and its help"
-    text = help_text.help_html(module)
-    assert "only the study loader works" in text
-    summary = help_text.summary_text(module).splitlines()
-    assert summary == [help_text.STUDY_LOADER_SUMMARY, "Coming in a later version: " + "; ".join(_planned(module)) + "."]
-    assert help_text.PHANTOM_NOTE not in text  # no model of this module is bundled
+def test_stress_help_is_its_record_panel_help():
+    (stress,) = for_panel("CMRStressT1")
+    text = help_text.help_html("CMRStressT1")
+    assert stress.command == "stress" and stress.panel_help in text and "only the study loader" not in text
+    assert "Stress T1 reactivity" in stress.panel_help and "Apply" in stress.panel_help
+    assert help_text.PHANTOM_NOTE in text  # the dT1 registration weights are phantom-trained
+    assert "Planned" not in text
+    assert help_text.summary_text("CMRStressT1").splitlines() == [help_text.STUDY_LOADER_SUMMARY,
+                                                                   f"In this panel: {stress.title}."]
 
 
 def test_quality_says_only_the_loader_and_the_sample_data_work():

@@ -266,8 +266,11 @@ from CMRCommonLib.module_logic import CMRModuleLogicBase
 
 #: the logic-side self-tests (the others need the application's widgets)
 LOGIC_TESTS = {"CMRMotion": ["test_CMRMotionInputs", "test_CMRMotionCorrectAndMap"],
-               "CMRSegmentation": ["test_CMRSegmentationQCDAdapter", "test_CMRSegmentationLandmarksLive"]}
+               "CMRSegmentation": ["test_CMRSegmentationQCDAdapter", "test_CMRSegmentationLandmarksLive"],
+               "CMRStressT1": ["test_CMRStressT1Adapter", "test_CMRStressT1Worker"]}
 OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"},
+                  "CMRStressT1": {"restMap", "stressMap", "restMask", "stressMask", "ahaSegments", "method", "reverse",
+                                  "force"},
                   "CMRSegmentation": {"qcdInput", "qcdThreshold", "landmarksInput", "landmarksMask", "landmarksLevel",
                                       "landmarksLiveUpdate"}}
 
@@ -305,9 +308,9 @@ assert hooks == ["startupCompleted()"], hooks  # CMRQuality registers its sample
 
 def test_module_self_tests_run_headless(tmp_path):
     """The module classes on their CMRCommonLib bases and the logic part of each module's
-    in-Slicer self-tests (the shared test_LoadStudy, CMRMotion's worker run), on a headless
-    scene with the GUI-side Slicer classes stood in for (in a child interpreter, so the
-    stand-ins never leak into other tests)."""
+    in-Slicer self-tests (the shared test_LoadStudy, CMRMotion's and CMRStressT1's worker runs),
+    on a headless scene with the GUI-side Slicer classes stood in for (in a child interpreter,
+    so the stand-ins never leak into other tests)."""
     import os
     import subprocess
 

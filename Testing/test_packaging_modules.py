@@ -379,6 +379,10 @@ def test_ui_parameter_names_match_the_parameter_node(module):
         assert set(bound) == fields
         return
     own = {"CMRMotion": {"irwSequence": "qMRMLNodeComboBox", "method": "QComboBox"},
+           "CMRStressT1": {"restMap": "qMRMLNodeComboBox", "stressMap": "qMRMLNodeComboBox",
+                           "restMask": "qMRMLNodeComboBox", "stressMask": "qMRMLNodeComboBox",
+                           "ahaSegments": "qMRMLNodeComboBox", "method": "QComboBox", "reverse": "QCheckBox",
+                           "force": "QCheckBox"},
            "CMRSegmentation": {"qcdInput": "qMRMLNodeComboBox", "qcdThreshold": "QDoubleSpinBox",
                                "landmarksInput": "qMRMLNodeComboBox", "landmarksMask": "qMRMLNodeComboBox",
                                "landmarksLevel": "QComboBox", "landmarksLiveUpdate": "QCheckBox"}}.get(module, {})
