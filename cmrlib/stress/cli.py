@@ -50,13 +50,26 @@ def _load_map(path: Path, what: str):
     return load_series(maps[0])
 
 
+def _mask(path: str, grid):
+    """The label map on ``grid`` as an Image, keeping the slices a QC step failed (QCD's
+    ``labels.nrrd`` header ``qc_failed_slices``) so the result can flag them."""
+    from ..io import read_image
+    from ..io.masks import load_label_map
+    mask = grid.with_array(load_label_map(path, grid), is_sequence=False)
+    mask.meta = {}
+    if not str(path).lower().endswith(".seg.nrrd"):
+        failed = read_image(path).meta.get("qc_failed_slices")
+        if failed:
+            mask.meta["qc_failed_slices"] = [int(k) for k in failed]
+    return mask
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..atomic import check_output_folder, staged_folder
     from ..errors import InputError
     from ..image import Image
-    from ..io.masks import load_label_map
     from ..io import read_image
     from ..progress import make_progress
     from .outputs import write_result
@@ -68,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.mask is None:
         raise InputError("dT1 is averaged inside the rest map's myocardium: give --mask (a label map or .seg.nrrd, "
                          "e.g. from `cmr segment`)")
-    rest_mask = rest.with_array(load_label_map(args.mask, rest), is_sequence=False)
-    stress_mask = stress.with_array(load_label_map(args.stress_mask, stress), is_sequence=False) \
-        if args.stress_mask else None
+    rest_mask = _mask(args.mask, rest)
+    stress_mask = _mask(args.stress_mask, stress) if args.stress_mask else None
     segments = None
     if args.segments:
         seg_img = read_image(args.segments)
