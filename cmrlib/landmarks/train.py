@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from ..models.training import TrainingRun, cached_pickle
 from ..progress import report
 from .data import CONTRASTS, TRAIN_SEED_BASE, VAL_SEED_BASE, augment_stage1, phantom_sources, stage2_sample, user_sources
 from .resnetv2 import LandmarkNetConfig, TwoStageLandmarkNet
@@ -52,18 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --cache")
 
 
-def _cached_sources(cache: Path, tag: str, make) -> list:
-    path = cache / f"{tag}.pkl"
-    if path.is_file():
-        return pickle.loads(path.read_bytes())
-    sources = make()
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(pickle.dumps(sources))
-    tmp.rename(path)
-    return sources
-
-
 def _sources(args, progress) -> tuple[list, list, str]:
     if args.data:
         sources = user_sources(args.data)
@@ -76,9 +62,9 @@ def _sources(args, progress) -> tuple[list, list, str]:
     contrasts = CONTRASTS if args.contrast == "all" else (args.contrast,)
     tag = "-".join(contrasts) if args.contrast != "all" else "all"
     cache = Path(args.cache)
-    train = _cached_sources(cache, f"train_{tag}_{args.train_subjects}", lambda: phantom_sources(
+    train = cached_pickle(cache, f"train_{tag}_{args.train_subjects}", lambda: phantom_sources(
         range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + args.train_subjects), contrasts, progress=progress))
-    val = _cached_sources(cache, f"val_{tag}_{args.val_subjects}", lambda: phantom_sources(
+    val = cached_pickle(cache, f"val_{tag}_{args.val_subjects}", lambda: phantom_sources(
         range(VAL_SEED_BASE, VAL_SEED_BASE + args.val_subjects), contrasts, progress=progress))
     what = ("every contrast (" + ", ".join(contrasts) + ")") if args.contrast == "all" else f"contrast {args.contrast}"
     return train, val, (f"synthetic SlicerCMR phantom (1.5 T): {args.train_subjects} subjects, {len(train)} short-axis "
@@ -121,7 +107,6 @@ def run(args: argparse.Namespace) -> int:
     lr = args.lr if args.lr is not None else (1e-4 if args.preset == "paper" else 1e-3)
     name = args.name or f"landmarks-{args.preset}" + ("" if args.contrast == "all" else f"-{args.contrast}")
     cache = Path(args.cache)
-    t_start = time.perf_counter()
     train, val, trained_on = _sources(args, progress)
     dev = pick_device(getattr(args, "device", None))  # `--device` / CMR_DEVICE reaches training too
     model = TwoStageLandmarkNet(cfg).to(dev)
@@ -131,20 +116,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--init {args.init} is a {entry0.arch_args} network, not the {args.preset} preset")
         model.load_state_dict(base.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    ckpt, best_path = cache / f"{name}.ckpt.pt", cache / f"{name}.best.pt"
-    cache.mkdir(parents=True, exist_ok=True)
-    start_epoch, history, earlier_commands, earlier_minutes = 0, [], [], 0.0
-    command = _command_line(args)
-    if args.resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False, map_location=dev)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch, history = state["epoch"], state["history"]
-        earlier_commands, earlier_minutes = state.get("commands", []), state.get("minutes", 0.0)
+    session = TrainingRun(cache, name, _command_line(args), lambda m: m["median_error_mm"], args.max_minutes)
+    start_epoch = session.begin(model, opt, args.resume, lr if args.resume and args.lr is not None else None, dev)
+    if start_epoch:
         rng = np.random.default_rng(args.seed + start_epoch)
-        print(f"resumed from {ckpt} at epoch {start_epoch}", file=sys.stderr)
-    else:
-        best_path.unlink(missing_ok=True)
     loss_fn = torch.nn.MSELoss()
     steps = max(1, len(train) // args.batch)
     for epoch in range(start_epoch, args.epochs):
@@ -168,23 +143,11 @@ def run(args: argparse.Namespace) -> int:
             total += loss.item()
             report(progress, f"epoch {epoch + 1}/{args.epochs}", step + 1, steps, f"loss {total / (step + 1):.5f}")
         metrics = validate(model, val)
-        history.append({"epoch": epoch + 1, "train_loss": total / steps, "lr": lr,
-                        "minutes": round(earlier_minutes + (time.perf_counter() - t_start) / 60, 2), **metrics})
-        print(json.dumps(history[-1]), file=sys.stderr, flush=True)
-        if metrics["median_error_mm"] <= min((h["median_error_mm"] for h in history[:-1]), default=np.inf):
-            torch.save({"model": model.state_dict(), "epoch": epoch + 1}, best_path)
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                    "history": history, "commands": earlier_commands + [command],
-                    "minutes": earlier_minutes + (time.perf_counter() - t_start) / 60}, ckpt)
-        if args.max_minutes and (time.perf_counter() - t_start) / 60 > args.max_minutes:
-            print(f"stopping after {epoch + 1} epochs (--max-minutes {args.max_minutes})", file=sys.stderr)
+        if not session.end_epoch(epoch, model, opt, {"train_loss": total / steps, "lr": lr, **metrics}):
             break
-    minutes = earlier_minutes + (time.perf_counter() - t_start) / 60
-    if best_path.exists():
-        model.load_state_dict(torch.load(best_path, weights_only=False, map_location=dev)["model"])
-    model.eval()
-    entry = model_entry(model, cfg, name, history, " && ".join(earlier_commands + [command]), minutes, trained_on,
-                        phantom=not args.data)
+    train_command, minutes = session.finish(model, dev)
+    history = session.history
+    entry = model_entry(model, cfg, name, history, train_command, minutes, trained_on, phantom=not args.data)
     entry = save_model(model, entry, Path(args.out))
     print(f"saved {entry.path} (sha256 {entry.sha256[:12]}…); {entry.notice}")
     return 0

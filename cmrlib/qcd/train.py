@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..models.training import cached_pickle
 from ..progress import report
 from .data import (CONTRASTS, EVAL_CORRUPT_FRACTION, TRAIN_SEED_BASE, VAL_SEED_BASE, Slice2D, phantom_slices,
                    training_sample, user_slices)
@@ -68,18 +68,6 @@ def _contrasts(text: str) -> tuple[str, ...]:
     return names
 
 
-def _cached(cache: Path, tag: str, make) -> list:
-    path = cache / f"{tag}.pkl"
-    if path.is_file():
-        return pickle.loads(path.read_bytes())
-    items = make()
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(pickle.dumps(items))
-    tmp.rename(path)
-    return items
-
-
 def _sources(args, progress) -> tuple[list[Slice2D], list[Slice2D], str]:
     if args.data:
         items = user_slices(args.data)
@@ -97,9 +85,9 @@ def _sources(args, progress) -> tuple[list[Slice2D], list[Slice2D], str]:
     contrasts = _contrasts(args.contrasts)
     tag = "-".join(contrasts)
     cache = Path(args.cache)
-    train = _cached(cache, f"train_{tag}_{args.train_subjects}", lambda: phantom_slices(
+    train = cached_pickle(cache, f"train_{tag}_{args.train_subjects}", lambda: phantom_slices(
         range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + args.train_subjects), contrasts, progress=progress))
-    val = _cached(cache, f"val_{tag}_{args.val_subjects}", lambda: phantom_slices(
+    val = cached_pickle(cache, f"val_{tag}_{args.val_subjects}", lambda: phantom_slices(
         range(VAL_SEED_BASE, VAL_SEED_BASE + args.val_subjects), contrasts, fitted_t1=True,
         corrupt_fraction=EVAL_CORRUPT_FRACTION, progress=progress))
     return train, val, (f"synthetic SlicerCMR phantom (1.5 T): {args.train_subjects} subjects, {len(train)} images "

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
-import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..models.training import TrainingRun, cached_pickle
 from ..progress import report
 from .data import Augmentation, MapPair, phantom_pairs, training_sample, user_pairs
 from .swin_unet import RegistrationConfig, StressRegistration
@@ -60,18 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --cache")
 
 
-def _cached(cache: Path, tag: str, make) -> list[MapPair]:
-    path = cache / f"{tag}.pkl"
-    if path.is_file():
-        return pickle.loads(path.read_bytes())
-    pairs = make()
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(pickle.dumps(pairs))
-    tmp.rename(path)
-    return pairs
-
-
 def training_pairs(args, progress=None, prealigned: bool = False) -> tuple[list[MapPair], list[MapPair], str]:
     if args.data:
         pairs = user_pairs(args.data, prealigned=prealigned)
@@ -83,9 +69,9 @@ def training_pairs(args, progress=None, prealigned: bool = False) -> tuple[list[
         return train, val or train, f"user data {args.data}: {len(pairs)} rest/stress map pairs"
     cache = Path(args.cache)
     tag = "_rigid" if prealigned else ""
-    train = _cached(cache, f"train_{args.train_subjects}{tag}", lambda: phantom_pairs(
+    train = cached_pickle(cache, f"train_{args.train_subjects}{tag}", lambda: phantom_pairs(
         range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + args.train_subjects), prealigned=prealigned, progress=progress))
-    val = _cached(cache, f"val_{args.val_subjects}{tag}", lambda: phantom_pairs(
+    val = cached_pickle(cache, f"val_{args.val_subjects}{tag}", lambda: phantom_pairs(
         range(VAL_SEED_BASE, VAL_SEED_BASE + args.val_subjects), prealigned=prealigned, progress=progress))
     return train, val, (f"synthetic SlicerCMR phantom (1.5 T, MOLLI / ShMOLLI maps fitted from simulated "
                         f"acquisitions at rest and stress heart rates): {args.train_subjects} subjects, {len(train)} "
@@ -177,8 +163,6 @@ def run(args: argparse.Namespace) -> int:
     aug = augmentation(args, cfg)
     lr = args.lr if args.lr is not None else (1e-4 if args.preset == "paper" else 3e-4)
     name = args.name or f"dt1-{args.backbone}-{args.preset}"
-    cache = Path(args.cache)
-    t_start = time.perf_counter()
     train, val, trained_on = training_pairs(args, progress, prealigned=cfg.prealign == "rigid")
     dev = pick_device(getattr(args, "device", None))
     model = StressRegistration(cfg).to(dev)
@@ -189,22 +173,10 @@ def run(args: argparse.Namespace) -> int:
                              f"{args.backbone} preset")
         model.load_state_dict(base.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    ckpt, best_path = cache / f"{name}.ckpt.pt", cache / f"{name}.best.pt"
-    cache.mkdir(parents=True, exist_ok=True)
-    start_epoch, history, earlier_commands, earlier_minutes = 0, [], [], 0.0
-    command = _command_line(args)
-    if args.resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False, map_location=dev)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        for group in opt.param_groups:  # --lr of this run, not the saved one
-            group["lr"] = lr
-        start_epoch, history = state["epoch"], state["history"]
-        earlier_commands, earlier_minutes = state.get("commands", []), state.get("minutes", 0.0)
+    session = TrainingRun(args.cache, name, _command_line(args), _score, args.max_minutes)
+    start_epoch = session.begin(model, opt, args.resume, lr, dev)
+    if start_epoch:
         rng = np.random.default_rng(args.seed + start_epoch)
-        print(f"resumed from {ckpt} at epoch {start_epoch}", file=sys.stderr)
-    else:
-        best_path.unlink(missing_ok=True)
     model.train()
     for epoch in range(start_epoch, args.epochs):
         totals = np.zeros(2)
@@ -222,24 +194,13 @@ def run(args: argparse.Namespace) -> int:
             report(progress, f"epoch {epoch + 1}/{args.epochs}", step + 1, args.steps,
                    f"mse {totals[0] / (step + 1):.5f}")
         metrics = validate(model, val, cfg)
-        history.append({"epoch": epoch + 1, "train_mse": round(totals[0] / args.steps, 6),
-                        "train_smoothness": round(totals[1] / args.steps, 6), "lr": lr,
-                        "minutes": round(earlier_minutes + (time.perf_counter() - t_start) / 60, 2), **metrics})
-        print(json.dumps(history[-1]), file=sys.stderr, flush=True)
-        if _score(metrics) <= min((_score(h) for h in history[:-1]), default=np.inf):
-            torch.save({"model": model.state_dict(), "epoch": epoch + 1}, best_path)
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                    "history": history, "commands": earlier_commands + [command],
-                    "minutes": earlier_minutes + (time.perf_counter() - t_start) / 60}, ckpt)
-        if args.max_minutes and (time.perf_counter() - t_start) / 60 > args.max_minutes:
-            print(f"stopping after {epoch + 1} epochs (--max-minutes {args.max_minutes})", file=sys.stderr)
+        if not session.end_epoch(epoch, model, opt, {"train_mse": round(totals[0] / args.steps, 6),
+                                                  "train_smoothness": round(totals[1] / args.steps, 6), "lr": lr,
+                                                  **metrics}):
             break
-    minutes = earlier_minutes + (time.perf_counter() - t_start) / 60
-    if best_path.exists():
-        model.load_state_dict(torch.load(best_path, weights_only=False, map_location=dev)["model"])
-    model.eval()
-    entry = model_entry(cfg, name, history, " && ".join(earlier_commands + [command]), minutes, trained_on,
-                        aug, args, phantom=not args.data)
+    train_command, minutes = session.finish(model, dev)
+    history = session.history
+    entry = model_entry(cfg, name, history, train_command, minutes, trained_on, aug, args, phantom=not args.data)
     entry = save_model(model, entry, Path(args.out))
     print(f"saved {entry.path} (sha256 {entry.sha256[:12]}…); {entry.notice}")
     return 0
