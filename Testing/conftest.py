@@ -90,3 +90,12 @@ def bundled_models_only():
     if old is not None:
         os.environ["CMR_MODELS_DIR"] = old
     clear_model_cache()
+
+
+@pytest.fixture
+def fresh_model_cache():
+    """An empty model cache before and after the test (models trained or installed by it)."""
+    from cmrlib.models import clear_model_cache
+    clear_model_cache()
+    yield
+    clear_model_cache()

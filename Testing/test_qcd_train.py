@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 
 from cmrlib.cli import main
-from cmrlib.models import clear_model_cache
 
 TINY = ["--epochs", "1", "--steps", "2", "--batch", "2", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    clear_model_cache()
-    yield
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("fresh_model_cache")
 
 
 def _entry(folder, name):

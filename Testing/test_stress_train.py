@@ -9,17 +9,12 @@ import pytest
 
 from cmrlib.cli import main
 from cmrlib.errors import InputError
-from cmrlib.models import clear_model_cache
 from cmrlib.stress.data import Augmentation, MapPair, phantom_pairs, training_sample, user_pairs
 
 TINY = ["--epochs", "1", "--steps", "2", "--batch", "2", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    clear_model_cache()
-    yield
-    clear_model_cache()
+pytestmark = pytest.mark.usefixtures("fresh_model_cache")
 
 
 @pytest.fixture(scope="module")

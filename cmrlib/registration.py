@@ -37,12 +37,41 @@ def _method(metric: str, mask: np.ndarray | None, fixed: sitk.Image) -> sitk.Ima
     return reg
 
 
+def coarse_shift(fixed: np.ndarray, moving: np.ndarray, mask: np.ndarray | None, max_px: int) -> tuple[int, int]:
+    """(rows, cols) integer shift ``s`` maximising the correlation of ``fixed(x)`` and
+    ``moving(x + s)`` inside ``mask`` — an exhaustive search over ±``max_px`` at half
+    resolution, so a gradient optimiser starts within reach of large motion (correlation, not
+    squared differences: a global T1 change between the maps must not pull the shift)."""
+    from scipy import ndimage
+    f = ndimage.zoom(fixed.astype(np.float32), 0.5, order=1)
+    m = ndimage.zoom(moving.astype(np.float32), 0.5, order=1)
+    w = ndimage.zoom(mask.astype(np.float32), 0.5, order=0) > 0.5 if mask is not None else np.ones(f.shape, bool)
+    rows, cols = np.nonzero(w)
+    if rows.size == 0:
+        return 0, 0
+    r = max(1, max_px // 2)
+    pad = np.pad(m, r, mode="edge")
+    fv = f[rows, cols] - f[rows, cols].mean()
+    best, best_s = np.inf, (0, 0)
+    for dr in range(-r, r + 1):
+        for dc in range(-r, r + 1):
+            mv = pad[rows + r + dr, cols + r + dc]
+            err = -float(np.dot(fv, mv - mv.mean()) / (np.linalg.norm(mv - mv.mean()) + 1e-9))
+            if err < best:
+                best, best_s = err, (2 * dr, 2 * dc)
+    return best_s
+
+
 def rigid_pair(fixed: np.ndarray, moving: np.ndarray, *, metric: str = "mean_squares", mask: np.ndarray | None = None,
-               iterations: int = 100) -> sitk.Transform:
-    """Euler (rotation about the image centre + shift) transform aligning ``moving`` to ``fixed``."""
+               iterations: int = 100, search_px: int = 0) -> sitk.Transform:
+    """Euler (rotation about the image centre + shift) transform aligning ``moving`` to ``fixed``;
+    ``search_px`` > 0 starts from the best shift of :func:`coarse_shift` within that range."""
     f = sitk.GetImageFromArray(fixed.astype(np.float32))
     m = sitk.GetImageFromArray(moving.astype(np.float32))
     tx = sitk.CenteredTransformInitializer(f, m, sitk.Euler2DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    if search_px > 0:
+        dr, dc = coarse_shift(fixed, moving, mask, search_px)
+        tx.SetTranslation((float(dc), float(dr)))  # (x = col, y = row), pixel units (spacing 1)
     reg = _method(metric, mask, f)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=iterations,
                                                  gradientMagnitudeTolerance=1e-6)
@@ -55,13 +84,15 @@ def rigid_pair(fixed: np.ndarray, moving: np.ndarray, *, metric: str = "mean_squ
 
 
 def register_pair(fixed: np.ndarray, moving: np.ndarray, mesh_size: int = 6, iterations: int = 30, *,
-                  metric: str = "mattes", rigid_first: bool = False, mask: np.ndarray | None = None) -> np.ndarray:
+                  metric: str = "mattes", rigid_first: bool = False, mask: np.ndarray | None = None,
+                  search_px: int = 0) -> np.ndarray:
     """Sampling DVF ``[2, row, col]`` (pixels) aligning ``moving`` to ``fixed`` (2-D arrays).
 
     A cubic B-spline transform (``mesh_size``² control cells, multi-resolution L-BFGS-B);
     with ``rigid_first`` an Euler transform is found first and the B-spline refines it (the
     usual rigid-then-deformable recipe for pairs that moved between breath-holds). ``mask``
-    (on ``fixed``) restricts the metric to a region, e.g. a dilated heart.
+    (on ``fixed``) restricts the metric to a region, e.g. a dilated heart; ``search_px`` starts
+    the rigid stage from an exhaustive shift search (:func:`coarse_shift`).
     """
     f = sitk.GetImageFromArray(fixed.astype(np.float32))
     m = sitk.GetImageFromArray(moving.astype(np.float32))
@@ -72,7 +103,7 @@ def register_pair(fixed: np.ndarray, moving: np.ndarray, mesh_size: int = 6, ite
     reg.SetShrinkFactorsPerLevel([4, 2, 1])
     reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
     if rigid_first:
-        rigid = rigid_pair(fixed, moving, metric=metric, mask=mask)
+        rigid = rigid_pair(fixed, moving, metric=metric, mask=mask, search_px=search_px)
         reg.SetMovingInitialTransform(rigid)
     reg.SetInitialTransform(bspline, inPlace=True)
     reg.Execute(f, m)
@@ -80,9 +111,9 @@ def register_pair(fixed: np.ndarray, moving: np.ndarray, mesh_size: int = 6, ite
 
 
 def register_rigid(fixed: np.ndarray, moving: np.ndarray, *, metric: str = "mean_squares",
-                   mask: np.ndarray | None = None) -> np.ndarray:
+                   mask: np.ndarray | None = None, search_px: int = 0) -> np.ndarray:
     """Sampling DVF ``[2, row, col]`` (pixels) of the Euler transform aligning ``moving`` to ``fixed``."""
-    return _to_dvf(rigid_pair(fixed, moving, metric=metric, mask=mask),
+    return _to_dvf(rigid_pair(fixed, moving, metric=metric, mask=mask, search_px=search_px),
                    sitk.GetImageFromArray(fixed.astype(np.float32)))
 
 

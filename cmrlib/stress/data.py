@@ -109,7 +109,7 @@ def prealign(fixed: np.ndarray, moving: np.ndarray, fixed_labels: np.ndarray | N
              spacing: tuple[float, float]) -> np.ndarray:
     """Sampling DVF ``[2, row, col]`` (source pixels) of the rigid (Euler) transform aligning
     ``moving`` to ``fixed``: mean squares of the pair-scaled maps inside the fixed map's heart
-    dilated by 25 mm (the whole image without labels)."""
+    dilated by 25 mm (the whole image without labels), from the best shift within 24 mm."""
     from ..registration import register_rigid
     mask = None
     if fixed_labels is not None and np.isin(fixed_labels, (1, 2, 3)).any():
@@ -117,7 +117,16 @@ def prealign(fixed: np.ndarray, moving: np.ndarray, fixed_labels: np.ndarray | N
         mask = ndimage.binary_dilation(np.isin(fixed_labels, (1, 2, 3)), iterations=r)
     scale = pair_scale(fixed)
     return register_rigid(np.clip(fixed / scale, 0, 1.5), np.clip(moving / scale, 0, 1.5), metric="mean_squares",
-                          mask=mask)
+                          mask=mask, search_px=search_px(spacing))
+
+
+#: the rigid stages start from the best shift within this distance (mm): breath-holds miss each
+#: other by up to a couple of centimetres, beyond a gradient optimiser's reach from zero
+SHIFT_SEARCH_MM = 24.0
+
+
+def search_px(spacing: tuple[float, float]) -> int:
+    return int(round(SHIFT_SEARCH_MM / float(min(spacing))))
 
 
 def prealign_pair(pair: MapPair) -> MapPair:

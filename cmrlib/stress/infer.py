@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..planes import PlaneMap, centred_map
-from .data import heart_centre_px, network_pair, pair_scale, prealign
+from .data import heart_centre_px, network_pair, pair_scale, prealign, search_px
 
 METHODS = ("swin", "unet", "classical", "none")
 
@@ -72,4 +72,5 @@ def register_classical(rest: np.ndarray, stress: np.ndarray, spacing: tuple[floa
         mask = ndimage.binary_dilation(np.isin(rest_labels, (1, 2, 3)), iterations=r)
     scale = pair_scale(rest)
     return register_pair(np.clip(rest / scale, 0, 1.5), np.clip(stress / scale, 0, 1.5), mesh_size=3, iterations=30,
-                         metric="mean_squares", rigid_first=True, mask=mask)
+                         metric="mean_squares", rigid_first=True, mask=mask,
+                         search_px=search_px(spacing))

@@ -74,7 +74,7 @@ class RegistrationConfig:
         if name == "paper":
             return cls(backbone=backbone)
         if name == "compact":
-            return cls(backbone=backbone, size=128, pixel_mm=1.5, embed_dim=24, num_heads=(2, 4, 4, 4), window_size=4,
+            return cls(backbone=backbone, size=128, pixel_mm=1.0, embed_dim=24, num_heads=(2, 4, 4, 4), window_size=4,
                        prealign="rigid")
         raise ValueError(f"unknown preset {name!r}; expected paper or compact")
 
