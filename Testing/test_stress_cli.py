@@ -115,3 +115,24 @@ def test_cmr_run_skips_stress_without_a_pair(study_dir, tmp_path):
     main(["run", str(study_dir), "--out", str(out), "--quiet"])
     step = json.loads((out / "run.json").read_text())["steps"]["stress"]
     assert step["status"] == "skipped"
+
+
+def test_cmr_stress_fits_irw_dicom_folders(tmp_path):
+    """DICOM folders of one IRW series each: the maps are fitted (shared MOLLI / ShMOLLI fit) and
+    the result says so."""
+    from cmrlib.io import StudyInfo, write_dicom_series
+    from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
+    ph = Phantom(sample_subject(8, PhantomOptions(matrix=64, la=False, stress=True, clean=True)))
+    info = StudyInfo.new("stress-irw")
+    folders = {}
+    for cond in ("native", "stress"):
+        irw = ph.irw("mid", cond, motion_severity=0.0)
+        folders[cond] = write_dicom_series(irw.image, tmp_path / cond, description=irw.description, study=info)
+        if cond == "native":
+            write_image(irw.labels, tmp_path / "labels.nrrd")
+    out = tmp_path / "dt1"
+    assert main(["stress", "--rest", str(tmp_path / "native"), "--stress", str(tmp_path / "stress"), "--mask",
+                 str(tmp_path / "labels.nrrd"), "--method", "none", "--out", str(out), "--quiet"]) == 0
+    res = json.loads((out / "result.json").read_text())
+    assert any("fitted here from its IRW series" in n for n in res["notes"])
+    assert -20.0 < res["dt1_slice_percent"][0] < 25.0

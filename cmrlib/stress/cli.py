@@ -11,7 +11,8 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rest", required=True, help="rest T1 map: an image file (NRRD / NIfTI / MHA, ms) or a "
-                                                     "DICOM folder holding one T1-map series (read only)")
+                                                     "DICOM folder holding one T1-map series, or one MOLLI / ShMOLLI "
+                                                     "IRW series (fitted here, without motion correction) (read only)")
     parser.add_argument("--stress", required=True, help="stress T1 map of the same slice position(s), as --rest")
     parser.add_argument("--out", required=True, help="output folder (outside the inputs)")
     parser.add_argument("--mask", help="myocardium of the rest map: label map (1 myocardium, 2 blood pool) or "
@@ -43,11 +44,14 @@ def _load_map(path: Path, what: str):
         raise InputError(f"--{what} {path}: not an image file (NRRD / NIfTI / MHA) nor a DICOM folder")
     scan = scan_folder(path)
     maps = [s for s in scan.series if s.kind == "t1map"]
-    if len(maps) != 1:
-        found = ", ".join(f"{s.description!r} ({s.kind})" for s in scan.series) or "nothing"
-        hint = " (IRW series: fit them with `cmr motion` first)" if any(s.kind == "irw" for s in scan.series) else ""
-        raise InputError(f"--{what} {path}: needs exactly one T1-map series, found {found}{hint}")
-    return load_series(maps[0])
+    irws = [s for s in scan.series if s.kind == "irw"]
+    if len(maps) == 1:
+        return load_series(maps[0])
+    if not maps and len(irws) == 1:  # our own map: the shared MOLLI / ShMOLLI fit of the IRW frames
+        from .pipeline import t1_map_from_irw
+        return t1_map_from_irw(load_series(irws[0]))
+    found = ", ".join(f"{s.description!r} ({s.kind})" for s in scan.series) or "nothing"
+    raise InputError(f"--{what} {path}: needs exactly one T1-map series (or one IRW series to fit), found {found}")
 
 
 def _mask(path: str, grid):

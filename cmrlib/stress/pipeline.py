@@ -328,6 +328,10 @@ def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | Non
     elif not reverse:
         notes.append("no AHA segments: give --segments (e.g. `cmr landmarks` aha_segments.nrrd) for the "
                      "per-segment table and the bull's-eye")
+    for which, img in (("rest", rest), ("stress", stress)):
+        if img.meta.get("fitted_from_irw"):
+            notes.append(f"the {which} T1 map was fitted here from its IRW series (MOLLI / ShMOLLI fit, no motion "
+                         "correction)")
     for key in ("unreadable_files",):
         for which, img in (("rest", rest), ("stress", stress)):
             if img.meta.get(key):
@@ -351,6 +355,23 @@ def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | Non
 def _with_meta(img: Image, meta: dict) -> Image:
     img.meta = {k: v for k, v in img.meta.items() if k in ("SeriesDescription",)}
     img.meta.update(meta)
+    return img
+
+
+def t1_map_from_irw(irw: Image) -> Image:
+    """The T1 map (ms) of one IRW (MOLLI / ShMOLLI) series by the shared fit
+    (:func:`cmrlib.t1.fit.fit_irw`: ShMOLLI with conditional reconstruction), without motion
+    correction — `cmr motion` first for MOCOnet-corrected maps."""
+    from ..t1.fit import fit_irw, scheme_of
+    frames = np.asarray(irw.frames()[:, 0], np.float32)  # one slice position: [frame, row, col]
+    tis = [float(t) for t in irw.frame_values("InversionTime")]
+    rr = irw.meta.get("NominalInterval")
+    fit = fit_irw(frames, tis, scheme_of(irw.meta, frames.shape[0]), rr_ms=float(rr) if rr else None,
+                  rr_source="NominalInterval" if rr else "")
+    img = irw.with_array(np.clip(fit.t1, 0.0, 5000.0)[None].astype(np.float32), is_sequence=False)
+    img.meta = {k: v for k, v in irw.meta.items() if k in ("SeriesDescription", "condition", "position",
+                                                               "SliceThickness", "unreadable_files")}
+    img.meta.update(kind="t1map", units="ms", fitted_from_irw=True)
     return img
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("compact", "paper"), default="compact")
     parser.add_argument("--backbone", choices=("swin", "unet"), default="swin",
                         help="swin: Swin-U-Net VoxelMorph (the method); unet: the VoxelMorph U-Net baseline")
+    parser.add_argument("--prealign", choices=("preset", "rigid", "none"), default="preset",
+                        help="rigid pre-alignment before the network (compact preset: rigid; paper: none)")
     parser.add_argument("--out", default="models", help="model folder to add the weights to (default ./models)")
     parser.add_argument("--name", default=None, help="model name (default dt1-<backbone>-<preset>)")
     parser.add_argument("--data", help="folder of your own NAME_rest / NAME_stress T1 map pairs (README "
@@ -196,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     cfg = RegistrationConfig.preset(args.preset, args.backbone)
+    if args.prealign != "preset":
+        cfg = replace(cfg, prealign=args.prealign)
     aug = augmentation(args, cfg)
     lr = args.lr if args.lr is not None else (1e-4 if args.preset == "paper" else 3e-4)
     name = args.name or f"dt1-{args.backbone}-{args.preset}"
