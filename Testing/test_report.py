@@ -113,8 +113,10 @@ def test_every_image_exists_and_nothing_is_fetched(demo):
     assert landmark_figures >= 2  # an overlay per series, a bull's-eye per T1 map with segments
     qcd_figures = sum(len(r["figures"]) for r in run["steps"]["segment"]["result"]["series"])
     assert qcd_figures >= 2  # contours per LGE / VNE / T1-map series
+    stress_figures = sum(len(r["figures"]) for r in run["steps"]["stress"]["result"]["pairs"])
+    assert stress_figures >= 3  # dT1 figure per rest / stress pair (basal, mid, apical), bull's-eyes with segments
     # + T1 map and R² before/after of six IRW series
-    assert len(page.images) == 12 + landmark_figures + qcd_figures
+    assert len(page.images) == 12 + landmark_figures + qcd_figures + stress_figures
     for src in page.images:
         path = demo / src
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
@@ -127,5 +129,7 @@ def test_page_names_weights_skips_and_provenance(demo):
     assert "Not in this version" in text and "SlicerCMR 0." in text
     assert "Provenance" in text and "device" in text
     run = json.loads((demo / "run.json").read_text())
-    assert sorted(m["name"] for m in run["models"]) == ["landmarks-compact", "moconet-compact", "qcd-compact"]
+    assert sorted(m["name"] for m in run["models"]) == ["dt1-swin-compact", "landmarks-compact", "moconet-compact",
+                                                       "qcd-compact"]
+    assert "Stress T1 reactivity, dT1" in text and "dT1 per slice" in text
     assert "QC per slice" in text and "slices failing QC" in text

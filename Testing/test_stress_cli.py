@@ -136,3 +136,17 @@ def test_cmr_stress_fits_irw_dicom_folders(tmp_path):
     res = json.loads((out / "result.json").read_text())
     assert any("fitted here from its IRW series" in n for n in res["notes"])
     assert -20.0 < res["dt1_slice_percent"][0] < 25.0
+
+
+def test_output_beside_input_files_is_fine_inside_a_dicom_input_is_not(pair_files, tmp_path, capsys):
+    import shutil
+    d = tmp_path / "files"
+    shutil.copytree(pair_files, d)
+    assert main(["stress", "--rest", str(d / "rest.nrrd"), "--stress", str(d / "stress.nrrd"), "--mask",
+                 str(d / "rest_labels.nrrd"), "--method", "none", "--out", str(d / "dt1"), "--quiet"]) == 0
+    assert (d / "dt1" / "result.json").is_file()
+    dicom = tmp_path / "dicom"
+    dicom.mkdir()
+    assert main(["stress", "--rest", str(dicom), "--stress", str(d / "stress.nrrd"), "--mask",
+                 str(d / "rest_labels.nrrd"), "--out", str(dicom / "out"), "--quiet"]) != 0
+    assert "inside the input folder" in capsys.readouterr().err and not (dicom / "out").exists()

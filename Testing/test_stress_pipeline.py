@@ -139,3 +139,16 @@ def test_finding_rest_and_stress_pairs():
     c = Image(stress[None], (1.5, 1.5, 8.0), (0.0, 0.0, 30.0))
     pairs = pair_maps([("T1 rest", a, 1), ("T1 stress far", c, 2), ("T1 stress", b, 3)])
     assert [(r[2], s[2]) for r, s in pairs] == [(1, 3)]
+
+
+def test_a_registration_that_makes_the_pair_worse_is_not_used():
+    from cmrlib.stress.infer import no_worse
+    rest, stress, rl, _ = ring_maps(shift_rows=2.0)
+    good = np.zeros((2, N, N), np.float32)
+    good[0] = 2.0  # undoes the shift
+    bad = np.zeros((2, N, N), np.float32)
+    bad[1] = 9.0  # 9 columns off
+    chosen, index = no_worse(rest, stress, [np.zeros_like(good), bad], rl, (1.5, 1.5))
+    assert index == 0  # the failed registration is dropped: the pair stays as it was
+    chosen, index = no_worse(rest, stress, [np.zeros_like(good), bad, good], rl, (1.5, 1.5))
+    assert index == 2 and np.array_equal(chosen, good)

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import stress_t1
     rest_path, stress_path, out = Path(args.rest), Path(args.stress), Path(args.out)
     for p in (rest_path, stress_path):
-        check_output_folder(p if p.is_dir() else p.parent, out)
+        check_output_folder(p, out)  # a DICOM folder is never written into; beside a file is fine
     rest, stress = _load_map(rest_path, "rest"), _load_map(stress_path, "stress")
     if args.mask is None:
         raise InputError("dT1 is averaged inside the rest map's myocardium: give --mask (a label map or .seg.nrrd, "

@@ -35,6 +35,35 @@ def dvf_to_source(dvf_net: np.ndarray, grid: PlaneMap, shape: tuple[int, int]) -
     return np.stack([d_row, d_col]).astype(np.float32)
 
 
+#: the heart region the candidates are compared in: rest myocardium + blood pool dilated by this (mm)
+CHECK_MARGIN_MM = 6.0
+
+
+def heart_similarity(rest: np.ndarray, moved: np.ndarray, region: np.ndarray) -> float:
+    """Normalised cross-correlation of the rest map and a registered stress map inside ``region``."""
+    a, b = rest[region].astype(float), moved[region].astype(float)
+    a, b = a - a.mean(), b - b.mean()
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+
+
+def no_worse(rest: np.ndarray, stress: np.ndarray, candidates: list[np.ndarray], rest_labels: np.ndarray | None,
+             spacing: tuple[float, float]) -> tuple[np.ndarray, int]:
+    """(the candidate DVF whose registered stress map correlates best with the rest map in the
+    rest heart, its index): a registration may fail — a rigid stage caught by another structure,
+    a network on an image it cannot read — and must then not leave the pair worse than it was.
+    Without rest labels the last candidate is returned."""
+    from scipy import ndimage
+
+    from ..warp import warp_image
+    if rest_labels is None or not np.isin(rest_labels, (1, 2, 3)).any():
+        return candidates[-1], len(candidates) - 1
+    r = max(1, int(round(CHECK_MARGIN_MM / float(min(spacing)))))
+    region = ndimage.binary_dilation(np.isin(rest_labels, (1, 2, 3)), iterations=r)
+    scores = [heart_similarity(rest, warp_image(stress, d), region) for d in candidates]
+    best = int(np.argmax(scores))
+    return candidates[best], best
+
+
 def register_network(model, rest: np.ndarray, stress: np.ndarray, spacing: tuple[float, float],
                      rest_labels: np.ndarray | None = None, device=None) -> np.ndarray:
     """Source-grid sampling DVF ``[2, row, col]`` warping ``stress`` onto ``rest`` (2-D maps, ms)."""
@@ -51,7 +80,9 @@ def register_network(model, rest: np.ndarray, stress: np.ndarray, spacing: tuple
         t = torch.from_numpy(x[None]).to(dev)
         _, dvf = model(t[:, :1], t[:, 1:])
     dvf_src = dvf_to_source(dvf[0].cpu().numpy(), grid, rest.shape)
-    return compose_dvf(rigid, dvf_src) if rigid is not None else dvf_src
+    final = compose_dvf(rigid, dvf_src) if rigid is not None else dvf_src
+    zero = np.zeros_like(final)
+    return no_worse(rest, stress, [zero] + ([rigid] if rigid is not None else []) + [final], rest_labels, spacing)[0]
 
 
 def register_classical(rest: np.ndarray, stress: np.ndarray, spacing: tuple[float, float],
@@ -71,6 +102,6 @@ def register_classical(rest: np.ndarray, stress: np.ndarray, spacing: tuple[floa
         r = max(1, int(round(25.0 / float(min(spacing)))))
         mask = ndimage.binary_dilation(np.isin(rest_labels, (1, 2, 3)), iterations=r)
     scale = pair_scale(rest)
-    return register_pair(np.clip(rest / scale, 0, 1.5), np.clip(stress / scale, 0, 1.5), mesh_size=3, iterations=30,
-                         metric="mean_squares", rigid_first=True, mask=mask,
-                         search_px=search_px(spacing))
+    dvf = register_pair(np.clip(rest / scale, 0, 1.5), np.clip(stress / scale, 0, 1.5), mesh_size=3, iterations=30,
+                        metric="mean_squares", rigid_first=True, mask=mask, search_px=search_px(spacing))
+    return no_worse(rest, stress, [np.zeros_like(dvf), dvf], rest_labels, spacing)[0]
