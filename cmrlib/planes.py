@@ -53,6 +53,36 @@ class PlaneMap:
                                        mode="constant", cval=0.0, prefilter=False).astype(np.float32)
 
 
+#: slice planes closer than this (degrees) count as the same orientation (cos 0.985 ≈ 10°)
+PLANE_TOLERANCE_DEG = 10.0
+
+
+def slice_normal(image) -> np.ndarray:
+    """Unit normal (LPS) of an :class:`cmrlib.image.Image`'s slices (its third axis)."""
+    n = np.asarray(image.direction, float)[:, 2]
+    return n / max(float(np.linalg.norm(n)), 1e-9)
+
+
+def slice_centres_lps(image) -> np.ndarray:
+    """LPS mm of each slice's centre pixel, ``[slice, 3]``."""
+    s, r, c = image.spatial_shape
+    return np.array([image.index_to_lps([(c - 1) / 2, (r - 1) / 2, k]) for k in range(s)])
+
+
+def nearest_slices(reference, other) -> tuple[np.ndarray, np.ndarray]:
+    """For each slice of ``reference``: the index of ``other``'s slice nearest through-plane
+    (along ``reference``'s normal) and that distance (mm). Both are Images."""
+    n = slice_normal(reference)
+    d = (slice_centres_lps(other)[None, :] - slice_centres_lps(reference)[:, None]) @ n  # [ref, other]
+    idx = np.argmin(np.abs(d), axis=1)
+    return idx, np.abs(d[np.arange(len(idx)), idx])
+
+
+def plane_angle_deg(a, b) -> float:
+    """Angle (degrees, 0–90) between the slice planes of two Images."""
+    return float(np.degrees(np.arccos(min(1.0, abs(float(np.dot(slice_normal(a), slice_normal(b))))))))
+
+
 def reflection(mirrored: bool) -> np.ndarray:
     """2×2 (u, v) reflection of a mirrored acquisition (identity otherwise)."""
     return np.diag([-1.0, 1.0]) if mirrored else np.eye(2)

@@ -20,7 +20,8 @@ it, the plain U-Nets learned no myocardium at all in 300 batches of domain-rando
 has no room for the appendix's 300 epochs. The ``paper`` preset keeps the appendix's layers. MONAI's
 ``Convolution`` (conv + activation) and ``UpSample(mode="deconv")`` are exactly these layers;
 MONAI's own ``UNet`` (strided convolutions, residual units) and ``BasicUNet`` (fixed depth 4,
-batch norm) are not, so the U-Net is assembled here from the blocks.
+batch norm) are not, so the U-Net is assembled from the blocks in :mod:`cmrlib.models.unet2d`
+(shared with the scar U-Nets).
 """
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
-from monai.networks.blocks import Convolution, UpSample
 
 from ..models.registry import register_architecture
+from ..models.unet2d import UNet2D
 
 N_CLASSES = 3  # 0 background, 1 myocardium, 2 blood pool (the data contract's label table)
 
@@ -62,50 +63,16 @@ class QCDConfig:
         return float(self.dropout * (1.0 + 0.25 * (level - 1)))
 
 
-class _DoubleConv(nn.Sequential):
-    def __init__(self, cin: int, cout: int, dropout: float, norm: str | None = None) -> None:
-        order = "NA" if norm else "A"
-        super().__init__(
-            Convolution(2, cin, cout, kernel_size=3, act="relu", norm=norm, adn_ordering=order),
-            nn.Dropout(dropout),
-            Convolution(2, cout, cout, kernel_size=3, act="relu", norm=norm, adn_ordering=order),
-        )
-
-
-class QCDUNet(nn.Module):
-    """One U-Net of depth ``depth`` (1 = no pooling)."""
+class QCDUNet(UNet2D):
+    """One U-Net of depth ``depth`` (1 = no pooling): :class:`cmrlib.models.unet2d.UNet2D` with
+    the appendix's filters and per-level dropout."""
 
     def __init__(self, depth: int, config: QCDConfig, in_channels: int = 1) -> None:
-        super().__init__()
         if depth < 1:
             raise ValueError("depth must be ≥ 1")
-        self.depth = depth
-        c = config
-        self.down = nn.ModuleList()
-        cin = in_channels
-        for level in range(1, depth + 1):
-            self.down.append(_DoubleConv(cin, c.filters(level), c.level_dropout(level), c.norm))
-            cin = c.filters(level)
-        self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList()
-        self.merge = nn.ModuleList()
-        for level in range(depth - 1, 0, -1):
-            f = c.filters(level)
-            self.up.append(UpSample(2, cin, f, scale_factor=2, kernel_size=2, mode="deconv"))
-            self.merge.append(_DoubleConv(2 * f, f, c.level_dropout(level), c.norm))
-            cin = f
-        self.head = Convolution(2, cin, N_CLASSES, kernel_size=1, conv_only=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for level, block in enumerate(self.down):
-            x = block(x)
-            if level < self.depth - 1:
-                skips.append(x)
-                x = self.pool(x)
-        for up, merge in zip(self.up, self.merge):
-            x = merge(torch.cat([up(x), skips.pop()], dim=1))
-        return self.head(x)
+        levels = range(1, depth + 1)
+        super().__init__([config.filters(i) for i in levels], [config.level_dropout(i) for i in levels],
+                         in_channels=in_channels, n_classes=N_CLASSES, norm=config.norm)
 
 
 class QCDEnsemble(nn.Module):

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..image import Image
+from ..planes import PLANE_TOLERANCE_DEG, nearest_slices, plane_angle_deg, slice_normal
 from ..progress import ProgressCallback, report
 from ..warp import warp_image
 from .infer import METHODS, register_classical, register_network
@@ -90,17 +91,6 @@ class StressResult:
 
 
 # ---- input checks --------------------------------------------------------------------------------
-def _slice_normal(img: Image) -> np.ndarray:
-    n = np.asarray(img.direction)[:, 2]
-    return n / max(np.linalg.norm(n), 1e-9)
-
-
-def slice_centres_lps(img: Image) -> np.ndarray:
-    """LPS mm of each slice's centre pixel, ``[slice, 3]``."""
-    s, r, c = img.spatial_shape
-    return np.array([img.index_to_lps([(c - 1) / 2, (r - 1) / 2, k]) for k in range(s)])
-
-
 def check_t1_map(img: Image, myocardium: np.ndarray | None, name: str) -> float:
     """The map's myocardial (or central-region) median T1 (ms); InputError outside 100–3000 ms."""
     kind = img.meta.get("kind")
@@ -139,10 +129,8 @@ def match_positions(rest: Image, stress: Image, force: bool) -> tuple[list[int],
     """For each rest slice the stress slice at its position: (indices, through-plane
     distances mm, notes). InputError when a distance exceeds half a slice thickness (unless
     ``force``)."""
-    n = _slice_normal(rest)
-    rc, sc = slice_centres_lps(rest), slice_centres_lps(stress)
-    if abs(float(np.dot(n, _slice_normal(stress)))) < 0.985:
-        angle = float(np.degrees(np.arccos(min(1.0, abs(float(np.dot(n, _slice_normal(stress))))))))
+    angle = plane_angle_deg(rest, stress)
+    if angle > PLANE_TOLERANCE_DEG:
         msg = f"rest and stress slices are tilted {angle:.0f}° to each other (not the same plane)"
         if not force:
             raise InputError(msg + "; refused (use --force to register anyway)")
@@ -150,20 +138,17 @@ def match_positions(rest: Image, stress: Image, force: bool) -> tuple[list[int],
     else:
         notes = []
     thickness = float(rest.meta.get("SliceThickness") or rest.spacing[2] or 8.0)
-    idx, dist = [], []
-    for k, p in enumerate(rc):
-        d = np.abs((sc - p) @ n)
-        j = int(np.argmin(d))
-        idx.append(j)
-        dist.append(float(d[j]))
-        if d[j] > thickness / 2:
-            msg = (f"slice {k + 1}: the nearest stress slice is {d[j]:.1f} mm away through-plane, more than half the "
+    nearest, distance = nearest_slices(rest, stress)
+    idx, dist = [int(j) for j in nearest], [float(d) for d in distance]
+    for k, d in enumerate(dist):
+        if d > thickness / 2:
+            msg = (f"slice {k + 1}: the nearest stress slice is {d:.1f} mm away through-plane, more than half the "
                    f"slice thickness ({thickness:.1f} mm)")
             if not force:
                 raise InputError(msg + "; refused (use --force to register anyway)")
             notes.append(msg + " (forced)")
-        elif d[j] > POSITION_WARN_MM:
-            notes.append(f"slice {k + 1}: rest and stress positions differ by {d[j]:.1f} mm through-plane")
+        elif d > POSITION_WARN_MM:
+            notes.append(f"slice {k + 1}: rest and stress positions differ by {d:.1f} mm through-plane")
     return idx, dist, notes
 
 
@@ -273,8 +258,8 @@ def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | Non
         target = rest.with_array(np.zeros((1, *rest.spatial_shape[1:]), np.float32), is_sequence=False)
         target.origin = tuple(float(v) for v in rest.index_to_lps([0, 0, k]))
         # project the stress slice onto the rest plane (the through-plane distance was checked above)
-        one.origin = tuple(np.asarray(one.origin) - _slice_normal(rest) * float(
-            np.dot(np.asarray(one.origin) - np.asarray(target.origin), _slice_normal(rest))))
+        one.origin = tuple(np.asarray(one.origin) - slice_normal(rest) * float(
+            np.dot(np.asarray(one.origin) - np.asarray(target.origin), slice_normal(rest))))
         stress_on_rest.append(resample_to(one, target).array[0])
         if stress_lab is not None:
             lab = one.with_array(stress_lab[j:j + 1].astype(np.float32))
@@ -406,13 +391,12 @@ def pair_maps(maps: list[tuple[str, Image, Any]]) -> list[tuple[tuple[str, Image
     stresses = [m for m in maps if condition_of(m[0], m[1].meta) == "stress"]
     pairs, used = [], set()
     for r in rests:
-        n = _slice_normal(r[1])
         thick = float(r[1].meta.get("SliceThickness") or r[1].spacing[2] or 8.0)
         best, best_d = None, None
         for i, s in enumerate(stresses):
-            if i in used or abs(float(np.dot(n, _slice_normal(s[1])))) < 0.985:
+            if i in used or plane_angle_deg(r[1], s[1]) > PLANE_TOLERANCE_DEG:
                 continue
-            d = float(np.min(np.abs((slice_centres_lps(s[1])[:, None] - slice_centres_lps(r[1])[None]) @ n)))
+            d = float(np.min(nearest_slices(r[1], s[1])[1]))
             if d <= thick / 2 and (best_d is None or d < best_d):
                 best, best_d = i, d
         if best is not None:
