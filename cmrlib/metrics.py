@@ -2,7 +2,8 @@
 
 Dice overlap, end-point error of displacement fields, the intraclass correlation coefficient
 (form named, after McGraw & Wong 1996 / Shrout & Fleiss 1979), Bland–Altman limits of
-agreement, confusion-matrix statistics and the ROC AUC. Plain numpy; no torch.
+agreement, confusion-matrix statistics, the ROC AUC and the regression through the origin with
+Pearson's r. Plain numpy; no torch.
 """
 from __future__ import annotations
 
@@ -142,3 +143,23 @@ def line_angle_error_deg(a_pred: np.ndarray, b_pred: np.ndarray, a_true: np.ndar
     t = (np.asarray(b_true, float) - np.asarray(a_true, float)) * sp
     diff = np.arctan2(p[..., 1], p[..., 0]) - np.arctan2(t[..., 1], t[..., 0])
     return np.abs(np.degrees((diff + np.pi) % (2 * np.pi) - np.pi))
+
+
+@dataclass
+class Regression:
+    """``y ≈ slope × x`` through the origin (as seed 003 reports %scar and volume), with Pearson's r."""
+
+    slope: float
+    r: float
+    n: int
+
+
+def regression_through_origin(truth: np.ndarray, predicted: np.ndarray) -> Regression:
+    """Least-squares slope of ``predicted = slope × truth`` (no intercept) and Pearson's r."""
+    x, y = np.asarray(truth, float).ravel(), np.asarray(predicted, float).ravel()
+    if x.size < 2:
+        raise ValueError("a regression needs at least two pairs")
+    sxx = float(x @ x)
+    slope = float(x @ y) / sxx if sxx > 0 else float("nan")
+    r = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+    return Regression(slope, r, int(x.size))

@@ -83,6 +83,15 @@ def plane_angle_deg(a, b) -> float:
     return float(np.degrees(np.arccos(min(1.0, abs(float(np.dot(slice_normal(a), slice_normal(b))))))))
 
 
+def labels_back(pm: PlaneMap, label_net: np.ndarray, shape: tuple[int, int], n_classes: int) -> np.ndarray:
+    """A network-grid label map ``[v, u]`` (0..n_classes−1) on the source grid of ``shape``: each
+    class's indicator resampled linearly, arg-max; 0 outside the network grid."""
+    probs = np.stack([pm.sample_back((label_net == c).astype(np.float32), shape) for c in range(n_classes)])
+    lab = probs.argmax(0).astype(np.uint8)
+    lab[probs.sum(0) < 0.5] = 0
+    return lab
+
+
 def reflection(mirrored: bool) -> np.ndarray:
     """2×2 (u, v) reflection of a mirrored acquisition (identity otherwise)."""
     return np.diag([-1.0, 1.0]) if mirrored else np.eye(2)

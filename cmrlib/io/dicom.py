@@ -1054,6 +1054,10 @@ def _assemble(series: SeriesInfo, ordered: list[list[InstanceInfo]], data: np.nd
         "ImageType": list(first.image_type), "SliceThickness": first.slice_thickness,
         "SliceLocations": [float(p @ normal) for p in positions], **series.header,
     }
+    if n_frames == 1:  # a volume: each slice's own trigger time (LGE slices are separate breath-holds)
+        triggers = [g[0].trigger_time for g in ordered]
+        if any(t is not None for t in triggers):
+            meta["TriggerTimes"] = [None if t is None else float(t) for t in triggers]
     lost = [*series.unreadable_files, *lost_now]
     meta["unreadable_files"] = _skipped_dicts(lost)
     notes += series.warnings

@@ -220,8 +220,12 @@ class Phantom:
 
     # ---- cine ------------------------------------------------------------------------------
     def cine(self, slices: list[int] | None = None, n_phases: int | None = None,
-             progress: ProgressCallback | None = None) -> Series:
-        """bSSFP cine SAX stack: [phase, slice, row, col], 20-30 phases over the R-R interval."""
+             progress: ProgressCallback | None = None, phases: list[int] | None = None) -> Series:
+        """bSSFP cine SAX stack: [phase, slice, row, col], 20-30 phases over the R-R interval.
+
+        ``phases`` (indices among the ``n_phases``) renders only those frames — a fast path for
+        training loops (e.g. the frame at the LGE trigger time); the per-slice end-systolic truth
+        is then left out unless that phase is among them."""
         s = self.s
         ks = list(range(s.n_slices)) if slices is None else list(slices)
         grid = self.sax if slices is None else _subgrid(self.sax, ks)
@@ -230,8 +234,10 @@ class Phantom:
         tr, flip = (3.0, 60.0) if s.field_t < 2 else (3.3, 45.0)
         rng = self._rng("cine")
         win = self._window(1.8)
-        t_fracs = np.arange(n_ph) / n_ph
-        sig = np.zeros((n_ph, len(ks), s.matrix, s.matrix), F32)
+        all_fracs = np.arange(n_ph) / n_ph
+        chosen = list(range(n_ph)) if phases is None else [int(p) % n_ph for p in phases]
+        t_fracs = all_fracs[chosen]
+        sig = np.zeros((len(chosen), len(ks), s.matrix, s.matrix), F32)
         lab = np.zeros_like(sig, dtype=np.uint8)
         aha_m = np.zeros_like(lab)
         sev_band = self._severity("banding")
@@ -254,22 +260,25 @@ class Phantom:
                 lab[f, j] = TISSUE_TO_LABEL[ti]
                 aha_m[f, j] = r["aha"]
             es = int(round(s.t_es * n_ph)) % n_ph  # the phase nearest to end-systole
-            per_slice.append({"ed": self._slice_truth(self.sax, k, 0.0, None, lab[0, j], aha_m[0, j]),
-                              "es": {"phase": es, **self._slice_truth(self.sax, k, float(t_fracs[es]), None,
-                                                                      lab[es, j], aha_m[es, j])}})
+            entry = {"ed": self._slice_truth(self.sax, k, float(t_fracs[0]), None, lab[0, j], aha_m[0, j])}
+            if es in chosen:
+                e = chosen.index(es)
+                entry["es"] = {"phase": es, **self._slice_truth(self.sax, k, float(t_fracs[e]), None,
+                                                                lab[e, j], aha_m[e, j])}
+            per_slice.append(entry)
         report(progress, "cine", len(ks), len(ks), "artefacts")
         sig = art.acquire(sig, win)
         ghost_info: dict = {}
         if self._severity("ghosting") > 0:
-            for f in range(n_ph):
+            for f in range(len(chosen)):
                 for j in range(len(ks)):
                     sig[f, j], ghost_info = art.ghosting(sig[f, j], self._severity("ghosting"), rng)
         myo_ref = float(sig[0][lab[0] == 1].mean()) if np.any(lab[0] == 1) else float(sig.mean())
         sigma = self._sigma(myo_ref, s.snr["cine"])
         img = art.rician(sig, sigma, rng)
         px_vol = s.pixel_mm ** 2 * s.slice_spacing_mm / 1000.0
-        lv_ml = [float(np.sum(lab[f] == 2) * px_vol) for f in range(n_ph)]
-        frame_meta = [{"TriggerTime": round(float(tf * rr), 2), "CardiacPhase": f} for f, tf in enumerate(t_fracs)]
+        lv_ml = [float(np.sum(lab[f] == 2) * px_vol) for f in range(len(chosen))]
+        frame_meta = [{"TriggerTime": round(float(tf * rr), 2), "CardiacPhase": f} for f, tf in zip(chosen, t_fracs)]
         desc = "cine SAX"
         meta = {"SeriesDescription": desc, "kind": "cine"}
         truth = {
@@ -277,7 +286,7 @@ class Phantom:
             "tr_ms": tr, "flip_deg": flip, "acquired_pixel_mm": 1.8, "noise_sigma": sigma, "snr_myocardium": s.snr["cine"],
             "artefacts": self._artefact_record(("banding", "ghosting", "blur"), s.snr["cine"]), "ghosting": ghost_info,
             "slices": per_slice, "lv_blood_volume_ml_by_phase_stack": lv_ml,
-            "end_systolic_phase": int(np.argmin(lv_ml)),
+            "end_systolic_phase": chosen[int(np.argmin(lv_ml))],
             "model_cavity_ml": {"ed": model_volumes(self.anat, 0.0, False)["cavity_ml"],
                                 "es": model_volumes(self.anat, s.t_es, False)["cavity_ml"]},
         }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..planes import centred_map
+from ..planes import centred_map, labels_back
 from .data import network_input
 from .framework import DEFAULT_THRESHOLD, QCDecision, Regressors, candidates, decide
 
@@ -65,9 +65,5 @@ def segment(model, regressors: Regressors, images: list[np.ndarray], spacing: tu
 
 
 def labels_to_source(label_net: np.ndarray, pm, shape: tuple[int, int]) -> np.ndarray:
-    """Network-grid label map → source grid (per-class indicator resampled linearly, arg-max)."""
-    probs = np.stack([pm.sample_back((label_net == c).astype(np.float32), shape) for c in (0, 1, 2)])
-    outside = probs.sum(0) < 0.5
-    lab = probs.argmax(0).astype(np.uint8)
-    lab[outside] = 0
-    return lab
+    """Network-grid label map (0 / 1 / 2) → source grid (:func:`cmrlib.planes.labels_back`)."""
+    return labels_back(pm, label_net, shape, 3)

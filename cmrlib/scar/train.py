@@ -1,0 +1,222 @@
+"""`cmr train scar`: the fusion (LGE + cine) or the LGE-only scar U-Net (seed 003).
+
+Loss: cross-entropy over the four classes (the card) plus ``--dice-weight`` × a soft Dice of the
+myocardium and scar classes (default 0.5; scar is a few percent of the pixels, and with
+cross-entropy alone the compact networks learned no scar within a CPU budget — see the model
+card). Adam; the learning rate decays ×0.8 every ``--decay-every`` epochs down to 5e-4 (the
+card: lr 0.005, ×0.8 every 30 of 250 epochs). The model kept is the epoch with the best
+validation score: the mean of the myocardial and the scar Dice over held-out phantom stacks,
+run through the same pipeline as a user's stack (tag matching, detected LV centres,
+post-processing). Data: phantom stacks (:func:`cmrlib.scar.data.phantom_stacks`) or a user's
+own (``--data DIR``, :func:`cmrlib.scar.data.user_stacks`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..metrics import dice
+from ..models.training import TrainingRun, cached_pickle
+from ..progress import report
+from .data import TRAIN_SEED_BASE, VAL_SEED_BASE, ScarStack, phantom_stacks, training_sample, user_stacks
+from .unet import CLASSES, MYOCARDIUM, PUBLISHED_PARAMETERS_M, SCAR, ScarUNetConfig, build, config_args
+
+MODEL_TASK = "scar"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=("fusion-compact", "lge-compact", "fusion-paper", "lge-paper"),
+                        default="fusion-compact", help="network (fusion: LGE + cine; lge: LGE only)")
+    parser.add_argument("--out", default="models", help="model folder to add the weights to (default ./models)")
+    parser.add_argument("--name", default=None, help="model name (default scar-<preset>)")
+    parser.add_argument("--data", help="folder of your own NAME_lge / NAME_labels (/ NAME_cine) images (README "
+                                       "'Scar training data'); replaces the phantom")
+    parser.add_argument("--init", help="start from the weights of this installed model (fine-tuning)")
+    parser.add_argument("--train-subjects", type=int, default=240, help="phantom subjects (LGE stacks) for training")
+    parser.add_argument("--val-subjects", type=int, default=12, help="phantom subjects for validation")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=100, help="batches per epoch")
+    parser.add_argument("--batch", type=int, default=16, help="slices per batch (paper: 4 patients)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (paper 5e-3)")
+    parser.add_argument("--decay-every", type=int, default=4, help="epochs between ×0.8 learning-rate steps "
+                                                                   "(paper 30 of 250)")
+    parser.add_argument("--dice-weight", type=float, default=0.5,
+                        help="weight of the soft Dice of myocardium and scar added to the cross-entropy (0: the card)")
+    parser.add_argument("--no-augment", action="store_true", help="switch off the domain randomisation")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default=".cache/scar", help="folder for the generated stacks and checkpoints")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (at an epoch end)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --cache")
+
+
+def training_stacks(args, progress=None) -> tuple[list[ScarStack], list[ScarStack], str]:
+    if args.data:
+        stacks = user_stacks(args.data)
+        if args.preset.startswith("fusion") and any(s.cine is None for s in stacks):
+            missing = [s.meta.get("name") for s in stacks if s.cine is None]
+            raise InputError(f"--data {args.data}: the fusion network needs NAME_cine for every stack; missing for "
+                             f"{', '.join(missing[:5])}")
+        rng = np.random.default_rng(args.seed)
+        order = rng.permutation(len(stacks))
+        n_val = max(1, len(stacks) // 10) if len(stacks) > 1 else 0
+        val = [stacks[i] for i in order[:n_val]]
+        return [stacks[i] for i in order[n_val:]] or stacks, val, f"user data: {len(stacks)} stacks from {args.data}"
+    cache = Path(args.cache)
+    train = cached_pickle(cache, f"train_{args.train_subjects}",
+                          lambda: phantom_stacks(TRAIN_SEED_BASE, args.train_subjects, progress=progress))
+    val = cached_pickle(cache, f"val_{args.val_subjects}",
+                        lambda: phantom_stacks(VAL_SEED_BASE, args.val_subjects, progress=progress))
+    return train, val, (f"phantom: {args.train_subjects} training subjects from seed {TRAIN_SEED_BASE} "
+                        "(ischaemic / non-ischaemic / no scar in turn), domain-randomised")
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, classes=(MYOCARDIUM, SCAR)) -> torch.Tensor:
+    """1 − mean soft Dice over ``classes`` (batch-pooled, so a batch without scar adds ~0)."""
+    prob = logits.softmax(1)
+    losses = []
+    for c in classes:
+        p, t = prob[:, c], (target == c).float()
+        inter, total = (p * t).sum(), p.sum() + t.sum()
+        losses.append(1.0 - (2 * inter + 1.0) / (total + 1.0))
+    return torch.stack(losses).mean()
+
+
+def validate(model, val: list[ScarStack], method: str, device) -> dict:
+    """Mean myocardial and scar Dice and %scar error over the validation stacks (the pipeline's path)."""
+    from .infer import OUT_SCAR
+    from .pipeline import quantify_scar
+    model.eval()
+    myo_d, scar_d, err = [], [], []
+    for st in val:
+        res = quantify_scar(st.lge, st.cine if method == "fusion" else None, method=method,
+                            networks={method: model}, compare=False, device=device)
+        lab = np.asarray(res.labels.array)
+        myo_d.append(dice(lab > 0, st.truth_myocardium))
+        if st.truth_scar.any():
+            scar_d.append(dice(lab == OUT_SCAR, st.truth_scar))
+        tm = st.truth_myocardium.sum()
+        truth_pct = 100.0 * st.truth_scar.sum() / tm if tm else 0.0
+        err.append((res.primary.percent_scar or 0.0) - truth_pct)
+    model.train()
+    return {"val_myo_dice": round(float(np.mean(myo_d)), 4), "val_scar_dice": round(float(np.mean(scar_d)), 4)
+            if scar_d else None, "val_pct_error_mean": round(float(np.mean(err)), 3),
+            "val_pct_error_sd": round(float(np.std(err)), 3)}
+
+
+def _score(metrics: dict) -> float:
+    return -0.5 * (metrics["val_myo_dice"] + (metrics["val_scar_dice"] or 0.0))
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    from ..models.zoo import reproducing_command
+    return reproducing_command("cmr train scar", add_arguments, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..device import pick_device
+    from ..models import load_model, save_model
+    from ..models.unet2d import n_parameters
+    from ..progress import make_progress
+    progress = make_progress(args)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    cfg = ScarUNetConfig.preset(args.preset)
+    method = "fusion" if cfg.inputs == "fusion" else "lge-only"
+    name = args.name or f"scar-{args.preset}"
+    train, val, trained_on = training_stacks(args, progress)
+    dev = pick_device(getattr(args, "device", None))
+    model = build(cfg).to(dev)
+    print(f"{args.preset}: {n_parameters(model) / 1e6:.2f} M parameters (published {cfg.inputs}: "
+          f"{PUBLISHED_PARAMETERS_M[cfg.inputs]} M)")
+    if args.init:
+        base, entry0 = load_model(args.init, device=dev)
+        if base.config != cfg:
+            raise InputError(f"--init {args.init} is a {entry0.arch_args} network, not the {args.preset} preset")
+        model.load_state_dict(base.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    session = TrainingRun(args.cache, name, _command_line(args), _score, args.max_minutes)
+    start_epoch = session.begin(model, opt, args.resume, args.lr, dev)
+    if start_epoch:
+        rng = np.random.default_rng(args.seed + start_epoch)
+    index = [(i, k) for i, st in enumerate(train) for k in range(st.labels.shape[0])]
+    model.train()
+    for epoch in range(start_epoch, args.epochs):
+        lr = max(5e-4, args.lr * 0.8 ** (epoch // max(args.decay_every, 1)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        totals = np.zeros(2)
+        for step in range(args.steps):
+            picks = [index[int(j)] for j in rng.integers(0, len(index), args.batch)]
+            samples = [training_sample(train[i], k, cfg, rng, augment=not args.no_augment) for i, k in picks]
+            x = torch.from_numpy(np.stack([s[0] for s in samples])).to(dev)
+            y = torch.from_numpy(np.stack([s[1] for s in samples]).astype(np.int64)).to(dev)
+            logits = model(x)
+            ce = F.cross_entropy(logits, y)
+            sd = soft_dice_loss(logits, y) if args.dice_weight > 0 else torch.zeros((), device=dev)
+            loss = ce + args.dice_weight * sd
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            totals += [ce.item(), sd.item()]
+            report(progress, f"epoch {epoch + 1}/{args.epochs}", step + 1, args.steps,
+                   f"ce {totals[0] / (step + 1):.4f}")
+        metrics = validate(model, val, method, dev) if val else {"val_myo_dice": 0.0, "val_scar_dice": None}
+        if not session.end_epoch(epoch, model, opt, {"train_ce": round(totals[0] / args.steps, 5),
+                                                  "train_soft_dice": round(totals[1] / args.steps, 5), "lr": lr,
+                                                  **metrics}):
+            break
+    train_command, minutes = session.finish(model, dev)
+    entry = model_entry(cfg, name, session.history, train_command, minutes, trained_on, args, phantom=not args.data,
+                        n_params=n_parameters(model))
+    entry = save_model(model, entry, Path(args.out))
+    print(f"saved {entry.path} (sha256 {entry.sha256[:12]}…); {entry.notice}")
+    return 0
+
+
+def model_entry(cfg: ScarUNetConfig, name: str, history: list[dict], train_command: str, minutes: float,
+                trained_on: str, args, phantom: bool = True, n_params: int = 0):
+    from ..models import ModelEntry
+    best = min(history, key=_score) if history else {}
+    channels = ["LGE, 0–1"] + (["matched cine frame, LV-centre aligned, 0–1"] if cfg.inputs == "fusion" else [])
+    return ModelEntry(
+        name=name, task=MODEL_TASK, architecture="scar_unet", file=f"{name}.safetensors", sha256="",
+        version="1.0", arch_args=config_args(cfg),
+        input={"grid": [cfg.size, cfg.size], "pixel_mm": cfg.pixel_mm, "channels": channels,
+               "centre": "each image's LV centre (user / landmarks / mask / blood-pool detector)",
+               "normalisation": "1st–99.5th percentile of each image scaled to 0–1",
+               "outputs": f"logits of {', '.join(CLASSES)}"},
+        label_table={str(i): c for i, c in enumerate(CLASSES)}, trained_on=trained_on, phantom_trained=phantom,
+        train_command=train_command,
+        metrics={"validation": best, "selected_epoch": best.get("epoch"), "epochs": len(history),
+                 "minutes": round(minutes, 1), "batch": args.batch, "steps": args.steps, "parameters": n_params,
+                 "published_parameters_m": PUBLISHED_PARAMETERS_M[cfg.inputs],
+                 "augmentation": "none" if args.no_augment else "domain randomisation (cmrlib.augment), centre error, "
+                                                                 "neighbouring cine phases"},
+        card=f"{name}.md")
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--subjects", type=int, default=30, help="held-out phantom subjects (shifted: half)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Held-out tables of every installed method (:mod:`.evaluate`)."""
+    from ..models.zoo import model_installed
+    from ..progress import make_progress
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import format_table
+    from .pipeline import METHODS, MODEL_NAMES
+    methods = [m for m in METHODS if m not in MODEL_NAMES or model_installed(MODEL_NAMES[m])]
+    result = run_evaluation(args.subjects, methods=methods, device=getattr(args, "device", None),
+                            progress=make_progress(args))
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+    return 0
