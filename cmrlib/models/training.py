@@ -22,9 +22,10 @@ def cached_pickle(cache: Path, tag: str, make: Callable[[], Any]) -> Any:
         return pickle.loads(path.read_bytes())
     items = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
+    import os
+    tmp = path.with_suffix(f".{os.getpid()}.part")  # per process: two trainers may share one cache
     tmp.write_bytes(pickle.dumps(items))
-    tmp.rename(path)
+    tmp.replace(path)
     return items
 
 

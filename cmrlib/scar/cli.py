@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, default=None,
                         help="fusion (LGE + cine U-Net), lge-only (U-Net), nsd2 / nsd3 / nsd5 (n SD above remote "
                              "myocardium) or fwhm (default: fusion with a cine, else lge-only, when installed)")
+    parser.add_argument("--model", help="an installed scar model to use for the network method (e.g. one trained "
+                                        "with `cmr train scar --data`); default scar-fusion-compact / "
+                                        "scar-lge-compact")
     parser.add_argument("--mask", help="myocardium on the LGE grid for the classical methods: label map (1 myocardium, "
                                        "3 scar) or Slicer .seg.nrrd, e.g. `cmr segment` labels.nrrd")
     parser.add_argument("--remote", help="remote (normal) myocardium region for n-SD: a label map, nonzero = remote "
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     with staged_folder(out) as stage:
         result = quantify_scar(lge, cine, method=args.method, mask=mask, mask_source="--mask", segments=segments,
                                centres=centres, remote=remote, force=args.force, device=args.device,
-                               progress=make_progress(args))
+                               progress=make_progress(args), model_name=args.model)
         summary = write_result(result, stage)
     pct = summary["percent_scar"]
     print(f"%scar {'–' if pct is None else f'{pct:.1f}'} % ({METHOD_TITLES[result.method]}): myocardium "

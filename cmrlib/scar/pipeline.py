@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,7 +165,8 @@ def _mask_myocardium(mask: Image | np.ndarray, shape: tuple[int, ...]) -> tuple[
     return (arr == 1) | (arr == 3), failed
 
 
-def choose_method(method: str | None, have_cine: bool, have_mask: bool) -> tuple[str, list[str]]:
+def choose_method(method: str | None, have_cine: bool, have_mask: bool,
+                  model_name: str | None = None) -> tuple[str, list[str]]:
     """The method to use: fusion with a cine, else LGE-only, when their weights are installed;
     else 5-SD with a mask. InputError when nothing applies."""
     from ..models.zoo import model_installed
@@ -178,10 +180,19 @@ def choose_method(method: str | None, have_cine: bool, have_mask: bool) -> tuple
             raise InputError(f"{method} thresholds inside a myocardium mask: give --mask (e.g. `cmr segment` "
                              "labels.nrrd), or use a network method")
         return method, []
+    if model_name is not None:
+        from ..models.zoo import find_model
+        entry = find_model(model_name) if model_installed(model_name) else None
+        if entry is None:
+            raise InputError(f"--model {model_name}: no such model installed (see `cmr models list`)")
+        inputs = (entry.arch_args or {}).get("inputs", "fusion")
+        if inputs == "fusion" and not have_cine:
+            raise InputError(f"--model {model_name} is a fusion network: it needs the cine stack (--cine)")
+        return ("fusion" if inputs == "fusion" else "lge-only"), []
     for m in (("fusion",) if have_cine else ()) + ("lge-only",):
         if model_installed(MODEL_NAMES[m]):
-            notes = [] if m == "fusion" or not have_cine else ["no fusion weights installed: LGE-only U-Net used"]
-            return m, notes + ([] if have_cine or m != "lge-only" else [])
+            notes = ["no fusion weights installed: LGE-only U-Net used"] if m == "lge-only" and have_cine else []
+            return m, notes
     if have_mask:
         return "nsd5", ["no scar U-Net weights installed: 5-SD threshold inside the given myocardium used"]
     raise InputError("no scar U-Net weights are installed and no myocardium mask was given: train them with "
@@ -296,12 +307,14 @@ def _centres(lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matc
 
 # ---- the computation ---------------------------------------------------------------------------------
 def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matching | None,
-                 lge_c, cine_c, device, timing: dict, network=None) -> tuple[np.ndarray, list[str], Any, np.ndarray | None]:
+                 lge_c, cine_c, device, timing: dict, network=None,
+                 model_name: str | None = None) -> tuple[np.ndarray, list[str], Any, np.ndarray | None]:
     """Labels 0/1/2 on the LGE grid, per-slice reasons for slices not segmented, the model entry,
     and the aligned cine on the LGE grid (fusion). ``network``: a model in hand (training's
     validation) instead of the installed one."""
     from ..models.zoo import load_installed
-    model, entry = (network, None) if network is not None else load_installed(MODEL_NAMES[method], device, TRAINER)
+    model, entry = ((network, None) if network is not None
+                    else load_installed(model_name or MODEL_NAMES[method], device, TRAINER))
     cfg = model.config
     n, shape = lge_arr.shape[0], lge_arr.shape[1:]
     labels = np.zeros(lge_arr.shape, np.uint8)
@@ -340,7 +353,8 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
                   mask: Image | np.ndarray | None = None, mask_source: str = "given mask",
                   segments: Image | np.ndarray | None = None, centres: dict | None = None,
                   remote: np.ndarray | None = None, force: bool = False, compare: bool = True,
-                  device=None, progress: ProgressCallback | None = None, networks: dict | None = None) -> ScarResult:
+                  device=None, progress: ProgressCallback | None = None, networks: dict | None = None,
+                  model_name: str | None = None) -> ScarResult:
     """%scar, volumes and labels of one LGE stack (see the module docstring).
 
     ``mask``: label map on the LGE grid (1 myocardium, 3 scar counted as myocardium; Image meta
@@ -348,6 +362,8 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     overrides ``{"lge": {slice: (col, row)}, "cine": {slice: (col, row)}, "landmarks": {…}}`` in
     pixels of each image. ``remote``: the user's remote-myocardium mask (n-SD). ``networks``:
     method → a model in hand, used instead of the installed weights (training, benchmarks).
+    ``model_name``: an installed scar model used for the network method (its inputs decide
+    fusion or LGE-only), e.g. one trained on a site's own data.
     """
     t_start = time.perf_counter()
     notes: list[str] = []
@@ -364,7 +380,12 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     if method in networks:
         chosen, method_notes = method, []
     else:
-        chosen, method_notes = choose_method(method, cine is not None, mask is not None)
+        if model_name is not None and method in CLASSICAL_METHODS:
+            raise InputError(f"--model names a network; --method {method} is a classical threshold")
+        chosen, method_notes = choose_method(None if model_name else method, cine is not None, mask is not None,
+                                             model_name)
+        if model_name is not None and method is not None and method != chosen:
+            raise InputError(f"--model {model_name} is a {chosen} network, not {method}")
     notes += method_notes
     matching = None
     if cine is not None:
@@ -384,7 +405,7 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     entry, aligned = None, None
     for m in [r for r in runnable if r in NETWORK_METHODS]:
         lab, reasons, e, al = _run_network(m, lge, lge_arr, cine, matching, lge_c, cine_c, device, timing,
-                                           networks.get(m))
+                                           networks.get(m), model_name if m == chosen else None)
         net_labels[m] = (lab, reasons)
         if m == chosen:
             entry = e
@@ -473,7 +494,7 @@ def _landmark_centres(path, lge: Image) -> dict[int, tuple[float, float]]:
     """LV centres (col, row) px per slice from the landmarks capability's landmarks.json."""
     import json
     try:
-        data = json.loads(open(path).read())
+        data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
     out = {}
