@@ -413,3 +413,50 @@ def test_a_mask_that_failed_qc_leaves_its_slice_out(phantom, tmp_path):
     assert loaded.voxel_counts() == {MYOCARDIUM: int((read_image(tmp_path / "out" / "labels.nrrd").array == 1).sum()),
                                      SCAR: int((read_image(tmp_path / "out" / "labels.nrrd").array == 2).sum())}
     assert not (np.asarray(loaded.labels.array)[0] > 0).any()  # nothing on the left-out slice
+
+
+# ---- the panel: .ui and module file -------------------------------------------------------------
+def test_ui_has_the_scar_section_and_every_widget_the_module_uses():
+    root = ET.parse(UI).getroot()
+    widgets = {w.get("name"): w for w in root.iter("widget")}
+    used = {n for n in ui_attribute_names(MODULE) if n.startswith("scar")}
+    assert {"scarLgeSelector", "scarCineSelector", "scarMethodComboBox", "scarMaskSelector", "scarSegmentsSelector",
+            "scarLgeCentresSelector", "scarCineCentresSelector", "scarForceCheckBox", "scarApplyButton",
+            "scarResultLabel", "scarBullseyeLabel", "scarSliceTable", "scarMethodTable"} <= used
+    assert used <= set(widgets), sorted(used - set(widgets))
+    section = widgets["scarCollapsibleButton"]
+    assert section.get("class") == "ctkCollapsibleButton" and section.findtext("property/string") == "Scar"
+
+    def strings(widget, prop):
+        return [s.text for p in widgets[widget].findall("property") if p.get("name") == prop for s in p.iter("string")]
+
+    assert strings("scarLgeSelector", "nodeTypes") == ["vtkMRMLScalarVolumeNode"]
+    assert strings("scarCineSelector", "nodeTypes") == ["vtkMRMLSequenceNode"]
+    assert strings("scarMaskSelector", "nodeTypes") == ["vtkMRMLLabelMapVolumeNode", "vtkMRMLSegmentationNode"]
+    assert strings("scarSegmentsSelector", "nodeTypes") == ["vtkMRMLLabelMapVolumeNode"]
+    for name in ("scarLgeCentresSelector", "scarCineCentresSelector"):
+        assert strings(name, "nodeTypes") == ["vtkMRMLMarkupsFiducialNode"]
+    assert [i.findtext("property/string") for i in widgets["scarMethodComboBox"].findall("item")] == list(methods())
+    assert [c.findtext("property/string") for c in widgets["scarSliceTable"].findall("column")] == list(SLICE_FIELDS)
+    assert [c.findtext("property/string") for c in widgets["scarMethodTable"].findall("column")] == list(METHOD_FIELDS)
+    receivers = {c.findtext("receiver") for c in root.iter("connection")}
+    assert {n for n in widgets if n.startswith("scar") and n.endswith("Selector")} <= receivers  # each gets the scene
+
+
+def test_module_file_has_the_scar_parameters_and_the_self_tests():
+    tree = ast.parse(MODULE.read_text())
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    params = {n.target.id: n for n in classes["CMRSegmentationParameterNode"].body if isinstance(n, ast.AnnAssign)}
+    assert {"scarLge", "scarCine", "scarMethod", "scarMask", "scarSegments", "scarLgeCentres", "scarCineCentres",
+            "scarForce"} <= set(params)
+    assert ast.literal_eval(params["scarMethod"].value) == "fusion"  # checkScarMethod falls back without weights
+    assert "vtkMRMLSequenceNode" in ast.unparse(params["scarCine"].annotation)
+    assert "vtkMRMLMarkupsFiducialNode" in ast.unparse(params["scarLgeCentres"].annotation)
+    tests = {f.name for f in classes["CMRSegmentationTest"].body if isinstance(f, ast.FunctionDef)}
+    assert {"test_CMRSegmentationScarAdapter", "test_CMRSegmentationScarWorker", "test_CMRSegmentationScarApply"} \
+        <= tests
+    widget = {f.name for f in classes["CMRSegmentationWidget"].body if isinstance(f, ast.FunctionDef)}
+    assert {"onScarApply", "checkScarMethod", "showScarTables", "showScarBullseye", "onScarSliceClicked"} <= widget
+    assert "planned" not in ast.get_docstring(tree).lower()
+    assert "planned" not in (ROOT / "CMRSegmentation" / "CMRSegmentationLib" / "logic.py").read_text().lower()
+
