@@ -2,15 +2,17 @@
 
 QCD myocardium / blood-pool segmentation with a predicted Dice and QC per slice; RV insertion /
 LV centre landmarks as editable point lists with AHA segments, their statistics and a bull's-eye
-that follow the points live; LGE-cine fusion scar is planned (not in this version).
+that follow the points live; LGE scar quantification (%scar, myocardial and scar volume) by the
+LGE-cine fusion U-Net, the LGE-only U-Net, n-SD or FWHM, with the methods side by side.
 
-This file holds the module's own panel sections ("QCD segmentation", "Landmarks",
+This file holds the module's own panel sections ("QCD segmentation", "Landmarks", "Scar",
 ``Resources/UI/CMRSegmentation.ui``) and their handlers; the study section, device choice, status,
 progress and Cancel, the dependency check and the Slicer life cycle come from
 :mod:`CMRCommonLib.module_base`. The logic (:class:`SegmentationLogic` in
 ``CMRSegmentationLib/logic.py``, the QCD adapter in ``CMRSegmentationLib/qcd.py``, the landmarks
-adapter in ``CMRSegmentationLib/landmarks.py`` and the live AHA segments with their point observer
-in ``CMRSegmentationLib/landmarks_live.py``) is Qt-free and also runs headless.
+adapter in ``CMRSegmentationLib/landmarks.py``, the live AHA segments with their point observer
+in ``CMRSegmentationLib/landmarks_live.py`` and the scar adapter and worker arguments in
+``CMRSegmentationLib/scar.py``) is Qt-free and also runs headless.
 """
 import pathlib
 import tempfile
@@ -35,9 +37,11 @@ class CMRSegmentation(CMRScriptedModule):
     def __init__(self, parent):
         CMRScriptedModule.__init__(self, parent, _("CMR Segmentation"), _("""
 Methods: quality-control-driven (QCD) U-Net ensemble segmentation of the myocardium and blood pool with a
-predicted Dice per slice, and two-stage RV insertion point / LV centre landmark regression with AHA segments
-(editable points: the segments, their statistics and the bull's-eye are recomputed when a point moves).
-LGE-cine image-fusion scar quantification is planned (not in this version).
+predicted Dice per slice, two-stage RV insertion point / LV centre landmark regression with AHA segments
+(editable points: the segments, their statistics and the bull's-eye are recomputed when a point moves), and LGE
+scar quantification by an LGE-cine image-fusion U-Net (each LGE slice with its cine frame matched by trigger time
+and slice position, aligned by LV centres), an LGE-only U-Net, n standard deviations above remote myocardium and
+full width at half maximum.
 """))
 
 
@@ -59,6 +63,16 @@ class CMRSegmentationParameterNode(CMRPanelParameters):
         segmentation with a "Myocardium" segment (the QCD result); AHA segments need it.
     landmarksLevel - "thirds" (basal / mid / apical by thirds of the stack) or one AHA level for every slice.
     landmarksLiveUpdate - recompute the AHA segments when a point moves.
+    scarLge - the short-axis LGE stack whose %scar is quantified (its grid is the result's).
+    scarCine - the cine of the same study (a sequence, TriggerTime per frame): needed by the fusion U-Net.
+    scarMethod - fusion, lge-only, nsd2, nsd3, nsd5 or fwhm (a U-Net without installed weights falls back to
+        the first that can run, see CMRSegmentationLib.scar.default_method).
+    scarMask - optional LGE myocardium for the classical methods: a label map or a segmentation (the QCD result).
+    scarSegments - optional AHA segment label map of the LGE (the Landmarks result): %scar per segment, bull's-eye.
+    scarLgeCentres / scarCineCentres - optional LV-centre point lists (control point label = LGE slice number,
+        e.g. the previous result's, moved) overriding the detected centres that align the pair.
+    scarForce - match a cine of another study or slices further apart than half a slice thickness, or
+        quantify a one-slice stack.
     """
 
     qcdInput: typing.Union[slicer.vtkMRMLScalarVolumeNode, slicer.vtkMRMLSequenceNode, None]
@@ -67,6 +81,14 @@ class CMRSegmentationParameterNode(CMRPanelParameters):
     landmarksMask: typing.Union[slicer.vtkMRMLLabelMapVolumeNode, slicer.vtkMRMLSegmentationNode, None]
     landmarksLevel: str = "thirds"
     landmarksLiveUpdate: bool = True
+    scarLge: typing.Union[slicer.vtkMRMLScalarVolumeNode, None]
+    scarCine: typing.Union[slicer.vtkMRMLSequenceNode, None]
+    scarMethod: str = "fusion"
+    scarMask: typing.Union[slicer.vtkMRMLLabelMapVolumeNode, slicer.vtkMRMLSegmentationNode, None]
+    scarSegments: typing.Union[slicer.vtkMRMLLabelMapVolumeNode, None]
+    scarLgeCentres: typing.Union[slicer.vtkMRMLMarkupsFiducialNode, None]
+    scarCineCentres: typing.Union[slicer.vtkMRMLMarkupsFiducialNode, None]
+    scarForce: bool = False
 
 
 #
@@ -75,8 +97,8 @@ class CMRSegmentationParameterNode(CMRPanelParameters):
 
 
 class CMRSegmentationWidget(CMRScriptedWidget):
-    """The "QCD segmentation" and "Landmarks" sections and their handlers; the rest of the panel is
-    CMRScriptedWidget's."""
+    """The "QCD segmentation", "Landmarks" and "Scar" sections and their handlers; the rest of the
+    panel is CMRScriptedWidget's."""
 
     def setupSections(self) -> None:
         self._qcdOutputs = None
@@ -95,17 +117,28 @@ class CMRSegmentationWidget(CMRScriptedWidget):
         self.ui.landmarksApplyButton.connect("clicked(bool)", self.onLandmarksApply)
         self.ui.landmarksInputSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSections)
         self.ui.landmarksLiveCheckBox.connect("toggled(bool)", self.onLandmarksLiveToggled)
+        # Scar: the shown result and the parameter node whose method was checked against the installed weights
+        self._scarOutputs = None
+        self._scarLge = None  # the LGE node the shown result was made from
+        self._scarWorkFolder = None
+        self._scarMethodCheckedFor = None
+        self.ui.scarApplyButton.connect("clicked(bool)", self.onScarApply)
+        self.ui.scarLgeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSections)
+        self.ui.scarSliceTable.connect("cellClicked(int,int)", self.onScarSliceClicked)
 
     def updateSections(self, *_) -> None:
         busy = self.panel.status.busy
         self.ui.qcdApplyButton.enabled = self.ui.qcdInputSelector.currentNode() is not None and not busy
         self.ui.qcdExportButton.enabled = self._qcdOutputs is not None and self._qcdVolume is not None and not busy
         self.ui.landmarksApplyButton.enabled = self.ui.landmarksInputSelector.currentNode() is not None and not busy
+        self.checkScarMethod()
+        self.ui.scarApplyButton.enabled = self.ui.scarLgeSelector.currentNode() is not None and not busy
 
     def cleanupSections(self) -> None:
-        """Remove the point observers and forget the landmarks result (scene closing, widget destroyed)."""
+        """Remove the point observers and forget the landmarks and scar results (scene closing, widget destroyed)."""
         self.removeLandmarksObservers()
         self._lmOutputs = self._lmLive = None
+        self._scarOutputs = self._scarLge = None
 
     def onQCDApply(self) -> bool:
         """Export the selected volume (or the sequence's shown frame) and run `cmr segment` in a worker process."""
@@ -312,6 +345,107 @@ class CMRSegmentationWidget(CMRScriptedWidget):
         if self._lmObserver is not None:
             self._lmObserver.remove()
             self._lmObserver = None
+
+
+    # ---- Scar ---------------------------------------------------------------------------
+    def checkScarMethod(self) -> None:
+        """Once per parameter node: a U-Net method whose weights are not installed becomes the first
+        method that can run (``CMRSegmentationLib.scar.default_method``), so the combo box starts on it."""
+        node = self._parameterNode
+        if node is None or node is self._scarMethodCheckedFor:
+            return
+        self._scarMethodCheckedFor = node
+        try:
+            from CMRSegmentationLib.scar import default_method, method_available
+
+            if not method_available(node.scarMethod):
+                node.scarMethod = default_method()
+        except Exception as exc:  # cmrlib missing: the dependency check says so on Apply
+            self.panel.status.showMessage(f"Scar methods could not be checked: {exc}", "warning")
+
+    def onScarApply(self) -> bool:
+        """Write the selected LGE, cine, mask, AHA segments and LV centres and run `cmr scar` in a worker process."""
+        from cmrlib.errors import CMRError
+
+        lge = self.ui.scarLgeSelector.currentNode()
+        cine = self.ui.scarCineSelector.currentNode()
+        method = self.ui.scarMethodComboBox.currentText
+        self._scarWorkFolder = pathlib.Path(tempfile.mkdtemp(prefix="CMRSegmentation-Scar-"))
+        try:
+            args = self.logic.impl.scar_arguments(
+                lge, self._scarWorkFolder / "inputs", self._scarWorkFolder / "out", cine=cine, method=method,
+                mask=self.ui.scarMaskSelector.currentNode(), segments=self.ui.scarSegmentsSelector.currentNode(),
+                lge_centres=self.ui.scarLgeCentresSelector.currentNode(),
+                cine_centres=self.ui.scarCineCentresSelector.currentNode(),
+                force=bool(self.ui.scarForceCheckBox.checked))
+        except CMRError as exc:
+            self.panel.status.showMessage(str(exc), "error")
+            return False
+        name = lge.GetName()
+        return self.runCmr(args, f"Scar quantification ({method})",
+                           lambda result: self._onScarFinished(result, lge, cine, name))
+
+    def _onScarFinished(self, result, lge, cine, name: str) -> None:
+        if result.returncode != 0 or result.cancelled:
+            return  # the status line says why
+        try:
+            self._scarOutputs = self.logic.impl.load_scar_results(self._scarWorkFolder / "out", name, lge, cine)
+        except Exception as exc:
+            self.panel.status.showMessage(f"Loading the results of {self._scarWorkFolder / 'out'} failed: {exc}",
+                                          "error")
+            return
+        if self._scarOutputs.cine is not None:  # the LGE in the red view, the matched cine in the yellow one
+            slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        slicer.util.resetSliceViews()  # the adapter put the LGE (and the cine) with the scar segmentation in the views
+        text = self._scarOutputs.summary_text()
+        hint = self._scarOutputs.centres_hint()
+        self._scarLge = lge
+        self.ui.scarResultLabel.text = f"{text}\n{hint}" if hint else text
+        self.showScarTables()
+        self.showScarBullseye()
+        if not self._scarOutputs.summary.get("complete", True):
+            self.panel.status.showMessage("Finished; some slices were not quantified: see the per-slice table",
+                                          "warning")
+
+    def showScarTables(self) -> None:
+        """The per-slice and per-method rows of the shown result (the CSV files' text)."""
+        import qt
+
+        from CMRSegmentationLib.scar import table_cells
+
+        outputs = self._scarOutputs
+        for table, rows in ((self.ui.scarSliceTable, outputs.slice_rows if outputs else []),
+                            (self.ui.scarMethodTable, outputs.method_rows if outputs else [])):
+            columns, cells = table_cells(rows)
+            table.clearContents()
+            if columns:  # other methods add their %scar columns to the per-slice table
+                table.setColumnCount(len(columns))
+                table.setHorizontalHeaderLabels(columns)
+            table.setRowCount(len(cells))
+            for r, row in enumerate(cells):
+                for c, text in enumerate(row):
+                    table.setItem(r, c, qt.QTableWidgetItem(text))
+            table.resizeColumnsToContents()
+
+    def showScarBullseye(self) -> None:
+        """The bull's-eye of %scar per AHA segment (none without AHA segments)."""
+        import qt
+
+        path = self._scarOutputs.bullseye if self._scarOutputs is not None else None
+        if path is None or not pathlib.Path(path).is_file():
+            self.ui.scarBullseyeLabel.clear()
+            self.ui.scarBullseyeLabel.text = "No AHA segments chosen: no bull's-eye." if self._scarOutputs else ""
+            return
+        # through QImage: a QPixmap loaded by file name may come from Qt's cache, not the new file
+        self.ui.scarBullseyeLabel.setPixmap(qt.QPixmap.fromImage(qt.QImage(str(path))).scaledToWidth(
+            360, qt.Qt.SmoothTransformation))
+
+    def onScarSliceClicked(self, row: int, _column: int = 0) -> None:
+        """Centre the slice views on the clicked LGE slice, in the LGE's planes."""
+        outputs = self._scarOutputs
+        if outputs is None or not 0 <= row < len(outputs.slice_rows):
+            return
+        self.logic.impl.jump_to_slice(outputs, int(outputs.slice_rows[row]["slice"]) - 1, self._scarLge)
 
 
 #
@@ -528,4 +662,87 @@ class CMRSegmentationTest(CMRTestMixin, ScriptedLoadableModuleTest):
         node.SetNthControlPointPosition(1, *turned.tolist())
         self.assertFalse(np.array_equal(widget._lmLive.last.segments[slice_index], before))
         widget.removeLandmarksObservers()
+        self.delayDisplay("Test passed")
+
+    def test_CMRSegmentationScarAdapter(self):
+        """Adapter: a real `cmr scar` result (the capability's example, 5 SD above remote) becomes a
+        segmentation "Myocardium" / "Scar" with labels.nrrd's voxels, the per-slice and per-method
+        tables of slices.csv / methods.csv, the AHA segments, the bull's-eye and the LV centres."""
+        import numpy as np
+
+        from cmrlib.mrml import labels_from_segmentation_node, rows_from_table_node
+        from cmrlib.scar.outputs import read_result, write_example
+        from CMRSegmentationLib.scar import MYOCARDIUM, SCAR, SCAR_LABEL_TABLE
+
+        with tempfile.TemporaryDirectory() as folder:
+            out = pathlib.Path(folder) / "scar"
+            write_example(out)
+            result = read_result(out)
+            outputs = self.newLogic().impl.load_scar_results(out, "example")
+            self.assertEqual(outputs.bullseye, out / "bullseye.png")
+        segmentation = outputs.segmentation.GetSegmentation()
+        self.assertEqual([segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())],
+                         [MYOCARDIUM, SCAR])
+        labels = labels_from_segmentation_node(outputs.segmentation, result["labels"], SCAR_LABEL_TABLE)
+        np.testing.assert_array_equal(labels, result["labels"].array)
+        self.assertGreater(outputs.voxel_counts()[SCAR], 0)
+        self.assertEqual(len(rows_from_table_node(outputs.slice_table)), len(result["slices"]))
+        self.assertEqual([r["method"] for r in rows_from_table_node(outputs.method_table)],
+                         [m["method"] for m in result["methods"]])
+        self.assertIsNotNone(outputs.segments)
+        self.assertEqual(outputs.lge_centres.GetNumberOfControlPoints(), len(result["slices"]))
+        self.delayDisplay("Test passed")
+
+    def test_CMRSegmentationScarWorker(self):
+        """Logic: a phantom LGE stack with its cine, true myocardium and AHA segments as nodes, through
+        the `cmr scar` worker command (5 SD above remote, CPU), loaded back: the cine matched per
+        slice, one table row per slice, the bull's-eye, the LV centres as point lists."""
+        import json
+
+        from CMRCommonLib.runner import SubprocessRunner, worker_command
+        from CMRSegmentationLib.scar import phantom_scar_nodes
+
+        logic = self.newLogic()
+        nodes = phantom_scar_nodes(slicer.mrmlScene)
+        with tempfile.TemporaryDirectory() as folder:
+            work = pathlib.Path(folder)
+            args = logic.impl.scar_arguments(nodes["lge"], work / "inputs", work / "out", cine=nodes["cine"],
+                                             method="nsd5", mask=nodes["mask"], segments=nodes["segments"])
+            command, env = worker_command(args, "cpu")
+            result = SubprocessRunner(command, extra_env=env).run()
+            self.assertEqual(result.returncode, 0, result.error_text(10))
+            outputs = logic.impl.load_scar_results(work / "out", "phantom", nodes["lge"], nodes["cine"])
+            summary = json.loads((work / "out" / "result.json").read_text())
+            self.assertIsNotNone(outputs.bullseye)
+        self.assertEqual(summary["method"], "nsd5")
+        self.assertTrue(all(s["cine"]["cine_slice"] is not None for s in summary["slices"]))
+        self.assertEqual(len(outputs.slice_rows), len(summary["slices"]))
+        self.assertIsNotNone(outputs.cine_centres)
+        self.delayDisplay("Test passed")
+
+    def test_CMRSegmentationScarApply(self):
+        """Widget: the phantom LGE, cine, mask and AHA segments chosen in the panel, "Quantify scar"
+        (5 SD above remote, CPU), waiting for the worker: the result line, both tables and the
+        bull's-eye are shown."""
+        from CMRCommonLib.device_choice import DeviceChoice
+        from CMRCommonLib.widgets import applyAndWait
+        from CMRSegmentationLib.scar import phantom_scar_nodes
+
+        nodes = phantom_scar_nodes(slicer.mrmlScene)
+        widget = self.moduleWidget()
+        widget.initializeParameterNode()
+        parameters = widget._parameterNode
+        parameters.device = DeviceChoice.CPU
+        parameters.scarMethod = "nsd5"
+        parameters.scarLge, parameters.scarCine = nodes["lge"], nodes["cine"]
+        parameters.scarMask, parameters.scarSegments = nodes["mask"], nodes["segments"]
+        self.assertTrue(widget.ui.scarApplyButton.enabled)
+        applyAndWait(self, widget, widget.onScarApply)
+        outputs = widget._scarOutputs
+        self.assertIsNotNone(outputs)
+        self.assertIn("%scar", widget.ui.scarResultLabel.text)
+        self.assertEqual(widget.ui.scarSliceTable.rowCount, len(outputs.slice_rows))
+        self.assertEqual(widget.ui.scarMethodTable.rowCount, len(outputs.method_rows))
+        self.assertFalse(widget.ui.scarBullseyeLabel.pixmap.isNull())
+        widget.onScarSliceClicked(0, 0)
         self.delayDisplay("Test passed")

@@ -59,17 +59,17 @@ def test_quality_says_only_the_loader_and_the_sample_data_work():
     assert help_text.PHANTOM_NOTE not in text
 
 
-def test_segmentation_help_is_the_landmarks_and_qcd_records_and_the_planned_rest():
-    landmarks, qcd = for_panel("CMRSegmentation")
+def test_segmentation_help_is_the_landmarks_scar_and_qcd_records():
+    landmarks, scar, qcd = for_panel("CMRSegmentation")
     text = help_text.help_html("CMRSegmentation")
     assert landmarks.command == "landmarks" and landmarks.panel_help in text and "only the study loader" not in text
     assert "moving a point recomputes" in landmarks.panel_help and "Live update" in landmarks.panel_help
     assert qcd.command == "segment" and qcd.panel_help in text and "QCD segmentation" in qcd.panel_help
-    planned = text.split("Planned for a later version")[1]
-    assert all(title in planned for title in _planned("CMRSegmentation")) and "QCD" not in planned
-    assert help_text.PHANTOM_NOTE in text  # the QCD and landmark weights are phantom-trained
+    assert scar.command == "scar" and scar.panel_help in text and "<b>Scar</b>" in scar.panel_help
+    assert _planned("CMRSegmentation") == [] and "Planned" not in text  # scar, the last planned one, has landed
+    assert help_text.PHANTOM_NOTE in text  # the QCD, landmark and scar weights are phantom-trained
     assert help_text.summary_text("CMRSegmentation").splitlines()[1] == \
-        f"In this panel: {landmarks.title}; {qcd.title}."
+        f"In this panel: {landmarks.title}; {scar.title}; {qcd.title}."
 
 
 def test_motion_help_is_its_record_panel_help():

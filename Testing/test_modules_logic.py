@@ -212,7 +212,8 @@ def test_capabilities_come_from_the_registry():
         assert contents.planned == [t for t, panel in PLANNED.values() if panel == module]
         assert logic.capabilities_text() == help_text.summary_text(module)
     seg = logic_class("CMRSegmentation")(new_scene())
-    assert "LGE-cine fusion scar quantification" in seg.capabilities().planned
+    assert [c.command for c in seg.capabilities().in_panel] == ["landmarks", "scar", "segment"]
+    assert seg.capabilities().planned == []  # scar has landed
     assert seg.capabilities_text().startswith("Now: load a CMR study")
     assert "In this panel: MOLLI/ShMOLLI T1" in logic_class("CMRMotion")(new_scene()).capabilities_text()
 
@@ -266,13 +267,15 @@ from CMRCommonLib.module_logic import CMRModuleLogicBase
 
 #: the logic-side self-tests (the others need the application's widgets)
 LOGIC_TESTS = {"CMRMotion": ["test_CMRMotionInputs", "test_CMRMotionCorrectAndMap"],
-               "CMRSegmentation": ["test_CMRSegmentationQCDAdapter", "test_CMRSegmentationLandmarksLive"],
+               "CMRSegmentation": ["test_CMRSegmentationQCDAdapter", "test_CMRSegmentationLandmarksLive",
+                                   "test_CMRSegmentationScarAdapter", "test_CMRSegmentationScarWorker"],
                "CMRStressT1": ["test_CMRStressT1Adapter", "test_CMRStressT1Worker"]}
 OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"},
                   "CMRStressT1": {"restMap", "stressMap", "restMask", "stressMask", "ahaSegments", "method", "reverse",
                                   "force"},
                   "CMRSegmentation": {"qcdInput", "qcdThreshold", "landmarksInput", "landmarksMask", "landmarksLevel",
-                                      "landmarksLiveUpdate"}}
+                                      "landmarksLiveUpdate", "scarLge", "scarCine", "scarMethod", "scarMask",
+                                      "scarSegments", "scarLgeCentres", "scarCineCentres", "scarForce"}}
 
 for name in modules:
     module = importlib.import_module(name)
@@ -308,7 +311,7 @@ assert hooks == ["startupCompleted()"], hooks  # CMRQuality registers its sample
 
 def test_module_self_tests_run_headless(tmp_path):
     """The module classes on their CMRCommonLib bases and the logic part of each module's
-    in-Slicer self-tests (the shared test_LoadStudy, CMRMotion's and CMRStressT1's worker runs),
+    in-Slicer self-tests (the shared test_LoadStudy, CMRMotion's, CMRStressT1's and the scar worker runs),
     on a headless scene with the GUI-side Slicer classes stood in for (in a child interpreter,
     so the stand-ins never leak into other tests)."""
     import os

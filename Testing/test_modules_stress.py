@@ -25,8 +25,9 @@ from cmrlib.mrml import (image_from_volume_node, labels_from_segmentation_node, 
 from CMRStressT1Lib.logic import StressT1Logic
 from CMRStressT1Lib.stress import (COLOUR_TABLE_NAME, DT1_LIMIT, N_COLOURS, OUTSIDE, REST_INPUT, REST_MASK_INPUT,
                                    SEGMENT_COLUMNS, SEGMENTS_INPUT, SLICE_COLUMNS, STRESS_INPUT, STRESS_MASK_INPUT,
-                                   default_method, legend_text, mask_qc_failed_slices, method_available,
-                                   outputs_to_nodes, phantom_pair_nodes, stress_arguments, table_cells)
+                                   default_method, legend_text, method_available, outputs_to_nodes,
+                                   phantom_pair_nodes, stress_arguments, table_cells)
+from CMRSegmentationLib.qcd import mask_qc_failed_slices
 
 from test_packaging_modules import ui_attribute_names  # the names the code looks up as ui.X
 

@@ -385,7 +385,11 @@ def test_ui_parameter_names_match_the_parameter_node(module):
                            "force": "QCheckBox"},
            "CMRSegmentation": {"qcdInput": "qMRMLNodeComboBox", "qcdThreshold": "QDoubleSpinBox",
                                "landmarksInput": "qMRMLNodeComboBox", "landmarksMask": "qMRMLNodeComboBox",
-                               "landmarksLevel": "QComboBox", "landmarksLiveUpdate": "QCheckBox"}}.get(module, {})
+                               "landmarksLevel": "QComboBox", "landmarksLiveUpdate": "QCheckBox",
+                               "scarLge": "qMRMLNodeComboBox", "scarCine": "qMRMLNodeComboBox",
+                               "scarMethod": "QComboBox", "scarMask": "qMRMLNodeComboBox",
+                               "scarSegments": "qMRMLNodeComboBox", "scarLgeCentres": "qMRMLNodeComboBox",
+                               "scarCineCentres": "qMRMLNodeComboBox", "scarForce": "QCheckBox"}}.get(module, {})
     assert bound == own
     assert set(bound) == parameter_node_fields(module), "each own parameter is bound to a widget of the module's .ui"
 

@@ -4,8 +4,9 @@ One markups point list per slice with two control points labelled "LV centre" an
 "RV insertion" (the anterior RV insertion point), LPS → RAS through ``cmrlib.mrml``, each
 tagged with its slice (:data:`SLICE_ATTRIBUTE`), and the AHA segment map as a label-map
 volume. Moving a point recomputes the segments live with
-``CMRSegmentationLib/landmarks_live.py`` (the panel wires it to these nodes). Method card:
-docs/methods/landmarks.md.
+``CMRSegmentationLib/landmarks_live.py`` (the panel wires it to these nodes).
+:func:`aha_segments_on_grid` reads such an AHA segment map back onto another image's grid for the
+panels that take it as an input (stress, scar). Method card: docs/methods/landmarks.md.
 """
 from __future__ import annotations
 
@@ -72,3 +73,26 @@ def outputs_to_nodes(scene: Any, outputs: Mapping[str, Any], name: str = "") -> 
         volume_node_from_image(scene, outputs["segments"], f"{name} AHA segments", node=segments)
     return LandmarkOutputs(points, reasons, segments, dict(outputs.get("summary", {})),
                            list(outputs.get("segment_stats", [])))
+
+
+def aha_segments_on_grid(node: Any, grid: Any, grid_name: str) -> Any:
+    """The AHA segment labels (1–17) of a label map node (e.g. :func:`outputs_to_nodes`'s AHA
+    segments) on ``grid`` (a :class:`cmrlib.Image`, nearest neighbour), as a worker's
+    ``--segments`` file takes it; ``grid_name`` ("the rest map") says whose grid in the errors.
+    InputError for another node class, values that are no AHA segments, or no segment on the grid."""
+    from cmrlib.landmarks.pipeline import labels_on_grid
+    from cmrlib.mrml import image_from_volume_node
+
+    if not node.IsA("vtkMRMLScalarVolumeNode"):
+        raise InputError(f"'{node.GetName()}' is a {node.GetClassName()}; the AHA segments must be a label map "
+                         "(e.g. the Landmarks section's AHA segments)")
+    try:
+        arr, _ = labels_on_grid(image_from_volume_node(node), grid)
+    except InputError as exc:
+        raise InputError(f"AHA segments '{node.GetName()}': {exc}") from exc
+    arr = np.asarray(arr)
+    if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or arr.min() < 0 or arr.max() > 17:
+        raise InputError(f"'{node.GetName()}' is not an AHA segment map (labels 1–17)")
+    if not arr.any():
+        raise InputError(f"AHA segments '{node.GetName()}' have no segment on {grid_name}'s grid")
+    return grid.with_array(arr.astype(np.int16), is_sequence=False)

@@ -119,6 +119,24 @@ def mask_labels(mask: Any, image: Any) -> np.ndarray:
     raise InputError(f"'{mask.GetName()}' is a {mask.GetClassName()}; the mask must be a label map or a segmentation")
 
 
+def mask_image(mask: Any, image: Any, what: str) -> tuple[Any, list[int]]:
+    """(label :class:`cmrlib.Image` on ``image``'s grid, QC-failed slices) of a mask node, as a
+    worker's ``--mask`` file takes it: :func:`mask_labels` (1 myocardium, 2 blood pool, 3 scar)
+    with the label table and the 0-based slices on which the mask failed its QC
+    (:func:`CMRSegmentationLib.qcd.mask_qc_failed_slices`) in ``meta["qc_failed_slices"]``, which
+    the `cmr` commands read from the file's header. ``what`` names the image in the description."""
+    from cmrlib.image import Image
+
+    from .qcd import mask_qc_failed_slices
+
+    labels = mask_labels(mask, image)
+    failed = mask_qc_failed_slices(mask, image.spatial_shape[0])
+    meta = {"labels": {"1": "myocardium", "2": "blood pool", "3": "scar"},
+            "SeriesDescription": f"{image.meta.get('SeriesDescription', what)} mask ({mask.GetName()})",
+            "qc_failed_slices": failed}
+    return Image(labels, image.spacing, image.origin, image.direction, False, meta), failed
+
+
 def myocardium_and_cavity(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(myocardium, blood pool or None) booleans of a label map, as `cmr landmarks` reads a mask:
     a binary map is all myocardium (no cavity known); else labels 1 and 3 are myocardium, 2 the pool."""

@@ -9,9 +9,15 @@ segments (method card docs/methods/landmarks.md) run from the panel too: the inp
 its myocardium mask (a label map, or a segmentation such as the QCD result) are written as NRRD,
 a `cmr landmarks` worker places the points, ``CMRSegmentationLib/landmarks.py`` turns its folder
 into one editable point list per slice, and ``CMRSegmentationLib/landmarks_live.py`` recomputes
-the AHA segment map, the per-segment statistics and the bull's-eye whenever a point moves. LGE-cine fusion scar is planned, not in this version
-(``cmrlib.capabilities.PLANNED``; method card docs/methods/scar-fusion.md); for it the logic
-finds the cine sequences (TriggerTime per frame, ms) loaded by the study loader.
+the AHA segment map, the per-segment statistics and the bull's-eye whenever a point moves.
+LGE scar quantification (method card docs/methods/scar-fusion.md) runs from the panel too: the
+LGE stack, the cine of the same study (a sequence with TriggerTime per frame, found by
+:meth:`SegmentationLogic.cine_sequences`), the optional myocardium mask, AHA segments and LV-centre
+point lists are written into a work folder, a `cmr scar` worker quantifies %scar and the
+myocardial and scar volumes (fusion or LGE-only U-Net, n-SD, FWHM), and
+``CMRSegmentationLib/scar.py`` turns its folder into the myocardium / scar segmentation over the
+LGE, the matched cine, the per-slice and per-method tables, the AHA segments, the bull's-eye and
+the LV centres it used (movable, and passed back on the next run).
 """
 from __future__ import annotations
 
@@ -150,6 +156,36 @@ class SegmentationLogic(CMRModuleLogicBase):
 
         read_result = resolve(capability("landmarks").reader)
         return outputs_to_nodes(self.scene, read_result(Path(out_dir)), name)
+
+    # ---- scar quantification ----------------------------------------------------------------------
+    @staticmethod
+    def scar_arguments(lge: Any, folder: str | Path, out_dir: str | Path, *, cine: Any = None,
+                       method: str | None = None, mask: Any = None, segments: Any = None, lge_centres: Any = None,
+                       cine_centres: Any = None, force: bool = False) -> list[str]:
+        """Write the selected nodes into ``folder`` (NRRD, the LV centres as JSON) and return the
+        `cmr scar` arguments for the worker (see :func:`CMRSegmentationLib.scar.scar_arguments`)."""
+        from .scar import scar_arguments
+
+        return scar_arguments(lge, folder, out_dir, cine=cine, method=method, mask=mask, segments=segments,
+                              lge_centres=lge_centres, cine_centres=cine_centres, force=force)
+
+    def load_scar_results(self, out_dir: str | Path, name: str = "", lge: Any = None, cine: Any = None) -> Any:
+        """Load a `cmr scar` output folder into the scene: the capability's reader, then
+        :func:`CMRSegmentationLib.scar.outputs_to_nodes` (with ``lge``, the LGE's volume node: the
+        result in the slice views; with ``cine``, its sequence node: the cine LV centres as
+        points); the bull's-eye PNG when there is one."""
+        from cmrlib.capabilities import capability
+        from cmrlib.contract import resolve
+        from cmrlib.scar.outputs import BULLSEYE
+
+        from .scar import outputs_to_nodes
+
+        out_dir = Path(out_dir)
+        read_result = resolve(capability("scar").reader)
+        outputs = outputs_to_nodes(self.scene, read_result(out_dir), name, lge=lge, cine=cine)
+        if (out_dir / BULLSEYE).is_file():
+            outputs.bullseye = out_dir / BULLSEYE
+        return outputs
 
     def live_segments(self, volume: Any, mask: Any, outputs: Any, *, level: str | None = None,
                       bullseye_path: str | Path | None = None, frame: int | None = None) -> Any:

@@ -7,6 +7,8 @@ to a training pair.
   1-based, predicted Dice, QC pass / FAIL, candidate, reason).
 * :func:`slice_position` / :func:`jump_slices_to`: where a (failed) slice lies, to centre the
   slice views on it.
+* :func:`mask_qc_failed_slices`: the slices on which a QCD mask node failed its QC, for the
+  panels that take it as a myocardium mask (stress, scar).
 * :func:`export_training_pair`: the image and the (edited) segmentation as ``NAME.nrrd`` +
   ``NAME.labels.nrrd`` (0 background, 1 myocardium, 2 blood pool), which
   ``cmrlib.qcd.data.user_slices`` reads for `cmr train qcd --data`.
@@ -143,6 +145,24 @@ def outputs_to_nodes(scene: Any, outputs: Mapping[str, Any], name: str = "", *, 
     seg.SetAttribute("CMR.qc_threshold", str(summary.get("qc_threshold", "")))
     table = table_node_from_rows(scene, rows, f"{name} QCD QC per slice")
     return QCDOutputs(seg, table, labels, summary, rows)
+
+
+def mask_qc_failed_slices(node: Any, n_slices: int) -> list[int]:
+    """0-based slices on which a mask failed its QC: a QCD segmentation's ``CMR.qc_failed_slices``
+    attribute ("0,2", set by :func:`outputs_to_nodes`), or a label map read from QCD's labels.nrrd
+    (its ``qc_failed_slices``); indices outside ``n_slices`` are dropped, an unreadable value gives []."""
+    from cmrlib.mrml import node_meta
+
+    value = node_meta(node).get("qc_failed_slices")
+    if isinstance(value, (int, float)):
+        value = [value]
+    elif isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    try:
+        failed = sorted({int(v) for v in value or []})
+    except (TypeError, ValueError):
+        return []
+    return [k for k in failed if 0 <= k < n_slices]
 
 
 # ---- where a slice lies -----------------------------------------------------------------

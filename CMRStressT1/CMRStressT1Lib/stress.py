@@ -84,57 +84,6 @@ def map_image(node: Any, what: str) -> Any:
     return image
 
 
-def mask_qc_failed_slices(node: Any, n_slices: int) -> list[int]:
-    """0-based slices on which a mask failed its QC: a QCD segmentation's ``CMR.qc_failed_slices``
-    attribute ("0,2"), or a label map read from QCD's labels.nrrd (its ``qc_failed_slices``)."""
-    from cmrlib.mrml import node_meta
-
-    value = node_meta(node).get("qc_failed_slices")
-    if isinstance(value, (int, float)):
-        value = [value]
-    elif isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    try:
-        failed = sorted({int(v) for v in value or []})
-    except (TypeError, ValueError):
-        return []
-    return [k for k in failed if 0 <= k < n_slices]
-
-
-def _mask(node: Any, image: Any, what: str) -> tuple[Any, list[int]]:
-    """(label Image on ``image``'s grid, QC-failed slices) of a mask node."""
-    from cmrlib.image import Image
-
-    from CMRSegmentationLib.landmarks_live import mask_labels  # a mask node read as the Landmarks section reads it
-
-    labels = mask_labels(node, image)
-    failed = mask_qc_failed_slices(node, image.spatial_shape[0])
-    meta = {"labels": {"1": "myocardium", "2": "blood pool", "3": "scar"},
-            "SeriesDescription": f"{image.meta.get('SeriesDescription', what)} mask ({node.GetName()})",
-            "qc_failed_slices": failed}
-    return Image(labels, image.spacing, image.origin, image.direction, False, meta), failed
-
-
-def _segments(node: Any, grid: Any) -> Any:
-    """The AHA segment labels (1–17) of a label map node on ``grid`` (nearest neighbour)."""
-    from cmrlib.landmarks.pipeline import labels_on_grid
-    from cmrlib.mrml import image_from_volume_node
-
-    if not node.IsA("vtkMRMLScalarVolumeNode"):
-        raise InputError(f"'{node.GetName()}' is a {node.GetClassName()}; the AHA segments must be a label map "
-                         "(e.g. the Landmarks section's AHA segments)")
-    try:
-        arr, _ = labels_on_grid(image_from_volume_node(node), grid)
-    except InputError as exc:
-        raise InputError(f"AHA segments '{node.GetName()}': {exc}") from exc
-    arr = np.asarray(arr)
-    if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or arr.min() < 0 or arr.max() > 17:
-        raise InputError(f"'{node.GetName()}' is not an AHA segment map (labels 1–17)")
-    if not arr.any():
-        raise InputError(f"AHA segments '{node.GetName()}' have no segment on the rest map's grid")
-    return grid.with_array(arr.astype(np.int16), is_sequence=False)
-
-
 def stress_arguments(rest: Any, stress: Any, rest_mask: Any, folder: str | Path, out_dir: str | Path, *,
                      stress_mask: Any = None, segments: Any = None, method: str | None = None,
                      reverse: bool = False, force: bool = False) -> list[str]:
@@ -159,6 +108,9 @@ def stress_arguments(rest: Any, stress: Any, rest_mask: Any, folder: str | Path,
     from cmrlib.stress.infer import METHODS
     from cmrlib.stress.pipeline import check_t1_map
 
+    from CMRSegmentationLib.landmarks import aha_segments_on_grid
+    from CMRSegmentationLib.landmarks_live import mask_image  # a mask node read as the Landmarks section reads it
+
     if method is not None and method not in METHODS:
         raise InputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     check_output_folder(folder, out_dir)  # `cmr stress` refuses an output inside its inputs' folder
@@ -169,12 +121,12 @@ def stress_arguments(rest: Any, stress: Any, rest_mask: Any, folder: str | Path,
     if reverse and stress_mask is None:
         raise InputError("Reverse registers the rest map to the stress map: choose the stress map's myocardium "
                          "mask too")
-    rest_labels, rest_failed = _mask(rest_mask, rest_image, "rest")
-    stress_labels, stress_failed = _mask(stress_mask, stress_image, "stress") if stress_mask is not None \
+    rest_labels, rest_failed = mask_image(rest_mask, rest_image, "rest")
+    stress_labels, stress_failed = mask_image(stress_mask, stress_image, "stress") if stress_mask is not None \
         else (None, [])
     check_t1_map(rest_image, np.isin(rest_labels.array, (1, 3)), "rest")
     check_t1_map(stress_image, None if stress_labels is None else np.isin(stress_labels.array, (1, 3)), "stress")
-    aha = _segments(segments, rest_image) if segments is not None else None
+    aha = aha_segments_on_grid(segments, rest_image, "the rest map") if segments is not None else None
     # everything is checked: now the files
     for image, failed in ((rest_image, rest_failed), (stress_image, stress_failed)):
         if failed:
