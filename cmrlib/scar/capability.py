@@ -8,9 +8,9 @@ CAPABILITY = Capability(
     panel="CMRSegmentation",
     cli="cmrlib.scar.cli",
     panel_help=("<b>Scar</b>: choose the short-axis LGE stack and, for the fusion network, the cine stack of the "
-                "same study (each LGE slice is matched to the cine frame at its trigger time and the nearest cine "
-                "slice; the table shows the match and its distance, editable per slice). LV centres align the "
-                "pair; move the \"LV centre\" points to correct them. Optionally a myocardium (the QCD result) "
+                "same study (each LGE slice is matched automatically to the cine frame at its trigger time and the "
+                "nearest cine slice; the per-slice table shows the match and its distance). LV centres align the "
+                "pair; move the \"LGE LV centre\" / \"cine LV centre\" points and run again to correct them. Optionally a myocardium (the QCD result) "
                 "for the classical methods and an AHA segment map (the Landmarks result). <i>Apply</i> runs "
                 "`cmr scar` (U-Nets with phantom-trained demonstration weights) and shows myocardium and scar "
                 "segments over the LGE with the aligned cine beside it, the per-slice table, %scar, myocardial "

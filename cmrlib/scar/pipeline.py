@@ -523,7 +523,7 @@ def run_step(context) -> Any:
     landmarks = context.results.get("landmarks") or {}
     out = context.folder("scar")
     cine_img = load_series(cines[0]) if cines else None
-    results, lines, notes = [], [], []
+    results, lines, notes, skipped = [], [], [], []
     for i, series in enumerate(lges):
         lge = load_series(series)
         mask, source = None, ""
@@ -540,16 +540,21 @@ def run_step(context) -> Any:
             from ..io import read_image
             seg = read_image(segments[series.series_uid])
         centres = {"landmarks": _landmark_centres(landmarks[series.series_uid], lge)} if series.series_uid in landmarks else None
-        use_cine = cine_img
+        if mask is not None and not np.isin(np.asarray(mask.array), (1, 3)).any():
+            mask, source = None, ""  # QCD found no myocardium: the classical methods have no region
+        kwargs = dict(mask=mask, mask_source=source or "given mask", segments=seg, centres=centres,
+                      device=context.device, progress=context.progress)
         try:
-            result = quantify_scar(lge, use_cine, mask=mask, mask_source=source or "given mask", segments=seg,
-                                   centres=centres, device=context.device, progress=context.progress)
+            try:
+                result = quantify_scar(lge, cine_img, **kwargs)
+            except InputError as exc:
+                if cine_img is None:
+                    raise
+                notes.append(f"{series.description}: the cine could not be used ({exc}); without it")
+                result = quantify_scar(lge, None, **kwargs)
         except InputError as exc:
-            if use_cine is None:
-                raise
-            notes.append(f"{series.description}: the cine could not be used ({exc}); LGE-only")
-            result = quantify_scar(lge, None, mask=mask, mask_source=source or "given mask", segments=seg,
-                                   centres=centres, device=context.device, progress=context.progress)
+            skipped.append(f"{series.description}: {exc}")
+            continue
         folder = out / f"{i + 1:02d}_{re.sub(r'[^A-Za-z0-9]+', '_', series.description).strip('_')}" if len(lges) > 1 else out
         summary = write_result(result, folder)
         summary.update(out=str(folder.relative_to(context.out_dir)), mask=source or None,
@@ -561,4 +566,7 @@ def run_step(context) -> Any:
                      f"scar {'present' if summary['scar_present'] else 'absent'}; "
                      f"{summary['slices_segmented']}/{summary['slices_total']} slices")
         notes += [f"{series.description}: {n}" for n in result.notes if "partial" in n or "could not be read" in n]
+    if not results:
+        raise NotApplicableError("no LGE stack could be quantified: " + "; ".join(skipped))
+    notes += [f"not quantified: {s}" for s in skipped]
     return StepResult({"series": results}, lines, {"scar": {r["series"]: r["out"] for r in results}}, notes)

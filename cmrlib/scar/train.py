@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                    "(paper 30 of 250)")
     parser.add_argument("--dice-weight", type=float, default=0.5,
                         help="weight of the soft Dice of myocardium and scar added to the cross-entropy (0: the card)")
+    parser.add_argument("--scar-weight", type=float, default=1.0,
+                        help="cross-entropy weight of the scar class (1: the card's plain cross-entropy)")
     parser.add_argument("--no-augment", action="store_true", help="switch off the domain randomisation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=".cache/scar", help="folder for the generated stacks and checkpoints")
@@ -145,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     if start_epoch:
         rng = np.random.default_rng(args.seed + start_epoch)
     index = [(i, k) for i, st in enumerate(train) for k in range(st.labels.shape[0])]
+    class_weight = torch.ones(len(CLASSES), device=dev)
+    class_weight[SCAR] = args.scar_weight
     model.train()
     for epoch in range(start_epoch, args.epochs):
         lr = max(5e-4, args.lr * 0.8 ** (epoch // max(args.decay_every, 1)))
@@ -157,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             x = torch.from_numpy(np.stack([s[0] for s in samples])).to(dev)
             y = torch.from_numpy(np.stack([s[1] for s in samples]).astype(np.int64)).to(dev)
             logits = model(x)
-            ce = F.cross_entropy(logits, y)
+            ce = F.cross_entropy(logits, y, weight=class_weight)
             sd = soft_dice_loss(logits, y) if args.dice_weight > 0 else torch.zeros((), device=dev)
             loss = ce + args.dice_weight * sd
             opt.zero_grad()
