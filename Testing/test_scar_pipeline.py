@@ -204,3 +204,13 @@ def test_a_mask_on_another_grid_and_a_classical_method_without_a_mask_are_refuse
 def test_a_stack_without_scar_reads_low(no_scar):
     res = quantify_scar(no_scar.lge, None, method="nsd5", mask=no_scar.truth_mask())
     assert res.primary.percent_scar < 3.0
+
+
+def test_review_flags_fire_on_implausible_volumes_and_disagreeing_networks():
+    from cmrlib.scar.pipeline import MethodSummary, plausibility_notes
+    f = MethodSummary("fusion", 4.0, 120.0, 4.8, 8, [], "network")
+    g = MethodSummary("lge-only", 12.0, 118.0, 14.0, 8, [], "network")
+    assert any("disagree" in n for n in plausibility_notes([f, g], "fusion"))
+    assert not plausibility_notes([f, replace(g, percent_scar=5.0)], "fusion")
+    tiny = MethodSummary("nsd5", 3.0, 12.0, 0.4, 6, [], "mask")
+    assert any("outside 30–400 mL" in n for n in plausibility_notes([tiny], "nsd5"))

@@ -99,3 +99,15 @@ def load_label_map(path: str | Path, grid: Image) -> np.ndarray:
     if not out.any():
         raise InputError(f"label map {path} does not overlap the image {grid.spatial_shape}")
     return out
+
+
+def label_map_image(path: str | Path, grid: Image) -> Image:
+    """:func:`load_label_map` as an Image on ``grid``, keeping the slices a QC step failed (QCD's
+    ``labels.nrrd`` header ``qc_failed_slices``) in its ``meta`` so a result can flag them."""
+    mask = grid.with_array(load_label_map(path, grid), is_sequence=False)
+    mask.meta = {}
+    if not str(path).lower().endswith(".seg.nrrd"):
+        failed = read_image(path).meta.get("qc_failed_slices")
+        if failed:
+            mask.meta["qc_failed_slices"] = [int(k) for k in failed]
+    return mask

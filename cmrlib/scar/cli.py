@@ -38,17 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load(path: Path, what: str, kinds: tuple[str, ...]):
     from ..errors import InputError
-    from ..io import load_series, read_image, scan_folder
-    from ..io.files import SUFFIXES
-    if path.is_file() and path.name.lower().endswith(SUFFIXES):
-        img = read_image(path)
-        img.meta.setdefault("SeriesDescription", path.name)
-        return img
-    if not path.exists():
-        raise InputError(f"--{what} {path}: no such file or folder")
-    if path.is_file():
-        raise InputError(f"--{what} {path}: not an image file (NRRD / NIfTI / MHA) nor a DICOM folder")
-    scan = scan_folder(path)
+    from ..image import Image
+    from ..io import image_or_scan, load_series
+    scan = image_or_scan(path, f"--{what}")
+    if isinstance(scan, Image):
+        return scan
     for kind in kinds:  # in order of preference
         found = [s for s in scan.series if s.kind == kind]
         if len(found) == 1:
@@ -92,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..atomic import check_output_folder, staged_folder
     from ..errors import InputError
-    from ..io import read_image
+    from ..io import label_map_image, read_image
     from ..io.masks import load_label_map
     from ..progress import make_progress
     from .outputs import write_result
@@ -104,14 +98,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_folder(Path(args.cine), out)
     lge = _load(lge_path, "lge", ("lge_psir", "lge_magnitude"))
     cine = _load(Path(args.cine), "cine", ("cine",)) if args.cine else None
-    mask = None
-    if args.mask:
-        mask = lge.with_array(load_label_map(args.mask, lge), is_sequence=False)
-        mask.meta = {}
-        if not str(args.mask).lower().endswith(".seg.nrrd"):
-            failed = read_image(args.mask).meta.get("qc_failed_slices")
-            if failed:
-                mask.meta["qc_failed_slices"] = [int(k) for k in failed]
+    mask = label_map_image(args.mask, lge) if args.mask else None
     remote = load_label_map(args.remote, lge) > 0 if args.remote else None
     segments = None
     if args.segments:

@@ -243,6 +243,33 @@ def segment_burden(labels: np.ndarray, segments: np.ndarray, vox_ml: float) -> l
              "scar_ml": round(v[1] * vox_ml, 4)} for s, v in sorted(out.items()) if v[0] > 0]
 
 
+#: LV myocardial volume (mL) outside which a result is flagged for review (adult hearts ~60–250 mL)
+PLAUSIBLE_MYOCARDIUM_ML = (30.0, 400.0)
+#: the two networks' %scar (points) and volume ratio beyond which they "disagree"
+DISAGREE_PERCENT_POINTS, DISAGREE_VOLUME_RATIO = 5.0, 1.4
+
+
+def plausibility_notes(summaries: list[MethodSummary], chosen: str) -> list[str]:
+    """Review flags a reader must see: an implausible myocardial volume, and the fusion and
+    LGE-only networks disagreeing (one of them cannot read this image)."""
+    by = {m.method: m for m in summaries}
+    notes = []
+    p = by.get(chosen)
+    if p is not None and p.myocardial_volume_ml is not None and p.slices_segmented >= 3:
+        lo, hi = PLAUSIBLE_MYOCARDIUM_ML
+        if not lo <= p.myocardial_volume_ml <= hi:
+            notes.append(f"review: LV myocardial volume {p.myocardial_volume_ml:.0f} mL is outside {lo:.0f}–{hi:.0f} mL")
+    f, g = by.get("fusion"), by.get("lge-only")
+    if f is not None and g is not None and f.percent_scar is not None and g.percent_scar is not None:
+        ratio = max(f.myocardial_volume_ml, g.myocardial_volume_ml) / max(min(f.myocardial_volume_ml,
+                                                                              g.myocardial_volume_ml), 1e-6)
+        if abs(f.percent_scar - g.percent_scar) > DISAGREE_PERCENT_POINTS or ratio > DISAGREE_VOLUME_RATIO:
+            notes.append(f"review: the fusion and LGE-only networks disagree (%scar {f.percent_scar:.1f} vs "
+                         f"{g.percent_scar:.1f} %, myocardium {f.myocardial_volume_ml:.0f} vs "
+                         f"{g.myocardial_volume_ml:.0f} mL)")
+    return notes
+
+
 def _levels(lge: Image, has_myo: list[bool]) -> list[str | None]:
     from ..aha import long_axis_positions, slice_levels
     idx = [k for k, h in enumerate(has_myo) if h]
@@ -465,6 +492,7 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     if not any(has_myo):
         notes.append(f"the {METHOD_TITLES[chosen]} found no LV myocardium on any slice: no %scar "
                      "(is this a short-axis LGE stack of the heart?)")
+    notes += plausibility_notes(summaries, chosen)
     seg_list, seg_img = [], None
     if segments is not None:
         seg_arr = np.asarray(segments.array if isinstance(segments, Image) else segments)

@@ -32,17 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_map(path: Path, what: str):
     from ..errors import InputError
-    from ..io import load_series, read_image, scan_folder
-    from ..io.files import SUFFIXES
-    if path.is_file() and path.name.lower().endswith(SUFFIXES):
-        img = read_image(path)
-        img.meta.setdefault("SeriesDescription", path.name)
-        return img
-    if not path.exists():
-        raise InputError(f"--{what} {path}: no such file or folder")
-    if path.is_file():
-        raise InputError(f"--{what} {path}: not an image file (NRRD / NIfTI / MHA) nor a DICOM folder")
-    scan = scan_folder(path)
+    from ..image import Image
+    from ..io import image_or_scan, load_series
+    found = image_or_scan(path, f"--{what}")
+    if isinstance(found, Image):
+        return found
+    scan = found
     maps = [s for s in scan.series if s.kind == "t1map"]
     irws = [s for s in scan.series if s.kind == "irw"]
     if len(maps) == 1:
@@ -54,27 +49,13 @@ def _load_map(path: Path, what: str):
     raise InputError(f"--{what} {path}: needs exactly one T1-map series (or one IRW series to fit), found {found}")
 
 
-def _mask(path: str, grid):
-    """The label map on ``grid`` as an Image, keeping the slices a QC step failed (QCD's
-    ``labels.nrrd`` header ``qc_failed_slices``) so the result can flag them."""
-    from ..io import read_image
-    from ..io.masks import load_label_map
-    mask = grid.with_array(load_label_map(path, grid), is_sequence=False)
-    mask.meta = {}
-    if not str(path).lower().endswith(".seg.nrrd"):
-        failed = read_image(path).meta.get("qc_failed_slices")
-        if failed:
-            mask.meta["qc_failed_slices"] = [int(k) for k in failed]
-    return mask
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..atomic import check_output_folder, staged_folder
     from ..errors import InputError
     from ..image import Image
-    from ..io import read_image
+    from ..io import label_map_image, read_image
     from ..progress import make_progress
     from .outputs import write_result
     from .pipeline import stress_t1
@@ -85,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.mask is None:
         raise InputError("dT1 is averaged inside the rest map's myocardium: give --mask (a label map or .seg.nrrd, "
                          "e.g. from `cmr segment`)")
-    rest_mask = _mask(args.mask, rest)
-    stress_mask = _mask(args.stress_mask, stress) if args.stress_mask else None
+    rest_mask = label_map_image(args.mask, rest)
+    stress_mask = label_map_image(args.stress_mask, stress) if args.stress_mask else None
     segments = None
     if args.segments:
         seg_img = read_image(args.segments)
