@@ -115,8 +115,10 @@ def test_every_image_exists_and_nothing_is_fetched(demo):
     assert qcd_figures >= 2  # contours per LGE / VNE / T1-map series
     stress_figures = sum(len(r["figures"]) for r in run["steps"]["stress"]["result"]["pairs"])
     assert stress_figures >= 3  # dT1 figure per rest / stress pair (basal, mid, apical), bull's-eyes with segments
+    scar_figures = sum(len(r["figures"]) for r in run["steps"]["scar"]["result"]["series"])
+    assert scar_figures >= 2  # scar over the LGE, the %scar bull's-eye (the landmarks step's AHA segments)
     # + T1 map and R² before/after of six IRW series
-    assert len(page.images) == 12 + landmark_figures + qcd_figures + stress_figures
+    assert len(page.images) == 12 + landmark_figures + qcd_figures + stress_figures + scar_figures
     for src in page.images:
         path = demo / src
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
