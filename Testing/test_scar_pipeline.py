@@ -214,3 +214,11 @@ def test_review_flags_fire_on_implausible_volumes_and_disagreeing_networks():
     assert not plausibility_notes([f, replace(g, percent_scar=5.0)], "fusion")
     tiny = MethodSummary("nsd5", 3.0, 12.0, 0.4, 6, [], "mask")
     assert any("outside 30–400 mL" in n for n in plausibility_notes([tiny], "nsd5"))
+
+
+def test_the_final_dilation_is_a_setting_the_card_default_one_pixel():
+    ring, ang = _ring()
+    cls = np.where(ring, MYOCARDIUM, 0).astype(np.uint8)
+    none, card, two = (int((postprocess(cls, 1.5, d) > 0).sum()) for d in (0, 1, 2))
+    assert none == ring.sum() and none < card < two
+    assert int((postprocess(cls, 1.5) > 0).sum()) == card

@@ -102,6 +102,8 @@ def test_train_on_user_stacks_then_quantify_with_the_weights(tmp_path, stack, mo
     assert not e["phantom_trained"] and "user data" in e["trained_on"]
     assert e["train_command"].startswith("cmr train scar ") and "--dice-weight 0.2" in e["train_command"]
     assert e["metrics"]["published_parameters_m"] == 1.3 and e["metrics"]["validation"]["val_myo_dice"] is not None
+    assert e["calibration"]["postprocess_dilate_px"] in (0, 1, 2)
+    assert set(e["calibration"]["validation_volume_ratio_by_dilate_px"]) == {"0", "1", "2"}
     monkeypatch.setenv("CMR_MODELS_DIR", str(out))
     res_dir = tmp_path / "scar"
     assert main(["scar", "--lge", str(folder / "case1_lge.nrrd"), "--model", "scar-tiny", "--out", str(res_dir),

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--centres", help="JSON of LV centres overriding the detector: {\"lge\": {\"SLICE\": [x, y, z]}, "
                                           "\"cine\": {\"SLICE\": [x, y, z]}}, LPS mm, slices counted from 1 (LGE "
                                           "slice numbers for both)")
+    parser.add_argument("--dilate-px", type=int, choices=(0, 1, 2), default=None,
+                        help="final myocardial dilation of the U-Nets' post-processing, pixels (default: the model's "
+                             "calibrated value; the card: 1)")
     parser.add_argument("--force", action="store_true", help="match a cine of another study / frame of reference, "
                                                              "slices further apart than half a slice thickness, or "
                                                              "quantify a one-slice stack")
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     with staged_folder(out) as stage:
         result = quantify_scar(lge, cine, method=args.method, mask=mask, mask_source="--mask", segments=segments,
                                centres=centres, remote=remote, force=args.force, device=args.device,
-                               progress=make_progress(args), model_name=args.model)
+                               progress=make_progress(args), model_name=args.model, dilate_px=args.dilate_px)
         summary = write_result(result, stage)
     pct = summary["percent_scar"]
     print(f"%scar {'–' if pct is None else f'{pct:.1f}'} % ({METHOD_TITLES[result.method]}): myocardium "

@@ -75,8 +75,9 @@ def agreement(records: list[dict], key: str = "success_only") -> dict:
 
 
 def evaluate_stacks(stacks: list[ScarStack], methods=METHODS, networks: dict | None = None, device=None,
-                    progress=None) -> dict:
-    """Every method on every stack: per-method agreement (success-only and all-slice totals) and timing."""
+                    progress=None, dilate_px: int | None = None) -> dict:
+    """Every method on every stack: per-method agreement (success-only and all-slice totals) and timing.
+    ``dilate_px``: the networks' post-processing dilation (default: each model's calibrated one)."""
     from ..progress import report
     per: dict[str, list] = {m: [] for m in methods}
     timing: dict[str, list] = {}
@@ -86,7 +87,7 @@ def evaluate_stacks(stacks: list[ScarStack], methods=METHODS, networks: dict | N
         res = None
         for m in nets:
             res = quantify_scar(st.lge, st.cine if m == "fusion" else None, method=m, networks=networks,
-                                compare=False, device=device)
+                                compare=False, device=device, dilate_px=dilate_px)
             per[m].append(stack_record(st, np.asarray(res.labels.array), [s.level for s in res.slices]))
             for k, v in res.timing.items():
                 timing.setdefault(k, []).append(v)

@@ -68,10 +68,15 @@ def _disk(radius_px: int) -> np.ndarray:
     return (r[:, None] ** 2 + r[None] ** 2) <= radius_px ** 2
 
 
-def postprocess(classes: np.ndarray, pixel_mm: float) -> np.ndarray:
+#: the card's final dilation of the myocardium (pixels)
+CARD_DILATE_PX = 1
+
+
+def postprocess(classes: np.ndarray, pixel_mm: float, dilate_px: int = CARD_DILATE_PX) -> np.ndarray:
     """The card's post-processing of one class map: myocardium (normal + scar) closed with a disk
-    of :data:`CLOSING_RADIUS_MM`, its largest connected component kept, dilated by one pixel;
-    blood merged into background; scar only inside that myocardium. Returns 0 / 1 / 2 labels."""
+    of :data:`CLOSING_RADIUS_MM`, its largest connected component kept, dilated by ``dilate_px``
+    (the card: one pixel); blood merged into background; scar only inside that myocardium.
+    Returns 0 / 1 / 2 labels."""
     cls = np.asarray(classes)
     myo = (cls == MYOCARDIUM) | (cls == SCAR)
     out = np.zeros(cls.shape, np.uint8)
@@ -84,7 +89,7 @@ def postprocess(classes: np.ndarray, pixel_mm: float) -> np.ndarray:
     if n > 1:
         sizes = ndimage.sum(closed, lab, index=np.arange(1, n + 1))
         closed = lab == (int(np.argmax(sizes)) + 1)
-    final = ndimage.binary_dilation(closed, structure=_disk(1))
+    final = ndimage.binary_dilation(closed, structure=_disk(1), iterations=dilate_px) if dilate_px > 0 else closed
     out[final] = OUT_MYOCARDIUM
     out[final & (cls == SCAR)] = OUT_SCAR
     return out

@@ -99,8 +99,11 @@ def write_figure(result, path: Path) -> str:
     lge = np.asarray(result.lge.array, float)
     lab = np.asarray(result.labels.array)
     show = [s for s in result.slices if s.status != "no myocardium"] or result.slices[:1]
+    from matplotlib.colors import ListedColormap
+    red = ListedColormap(["red"])
     cols = 2 if result.cine_aligned is not None else 1
     fig, axes = plt.subplots(len(show), cols, figsize=(3.2 * cols, 3.0 * len(show)), squeeze=False)
+    fig.subplots_adjust(top=1.0 - 0.45 / (3.0 * len(show)), hspace=0.25)
     for row, s in enumerate(show):
         k = s.index
         ys, xs = np.nonzero(lab[k]) if lab[k].any() else (np.array([0, lge.shape[1] - 1]), np.array([0, lge.shape[2] - 1]))
@@ -112,7 +115,7 @@ def write_figure(result, path: Path) -> str:
         if (lab[k][box] > 0).any():
             ax.contour(lab[k][box] > 0, levels=[0.5], colors="lime", linewidths=0.8)
         scar = np.ma.masked_where(lab[k][box] != 2, np.ones(lab[k][box].shape))
-        ax.imshow(scar, cmap="autumn", alpha=0.55, vmin=0, vmax=1)
+        ax.imshow(scar, cmap=red, alpha=0.6, vmin=0, vmax=1)
         pct = "" if s.percent_scar is None else f", {s.percent_scar:.1f} % scar"
         ax.set_title(f"slice {k + 1} ({s.level or '–'}){pct}" if s.status == "segmented" else
                      f"slice {k + 1}: {s.status}", fontsize=8, color="black" if s.status == "segmented" else "orange")

@@ -111,6 +111,7 @@ class ScarResult:
     seconds: float = 0.0
     timing: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    dilate_px: dict[str, int] = field(default_factory=dict)  # network method → post-processing dilation used
 
     @property
     def primary(self) -> MethodSummary:
@@ -131,6 +132,7 @@ class ScarResult:
             "series": self.lge.meta.get("SeriesDescription", ""),
             "model": {"name": self.model, "version": self.model_version, "notice": self.model_notice},
             "seconds": round(self.seconds, 3), "timing": {k: round(v, 5) for k, v in self.timing.items()},
+            "postprocess_dilate_px": dict(self.dilate_px),
             "slices": [s.to_dict() for s in self.slices], "methods": [m.to_dict() for m in self.methods],
             "segments": self.segments, "matching": self.matching.to_dict() if self.matching else None,
             "notes": list(self.notes),
@@ -335,14 +337,20 @@ def _centres(lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matc
 # ---- the computation ---------------------------------------------------------------------------------
 def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matching | None,
                  lge_c, cine_c, device, timing: dict, network=None,
-                 model_name: str | None = None) -> tuple[np.ndarray, list[str], Any, np.ndarray | None]:
+                 model_name: str | None = None,
+                 dilate_px: int | None = None) -> tuple[np.ndarray, list[str], Any, np.ndarray | None]:
     """Labels 0/1/2 on the LGE grid, per-slice reasons for slices not segmented, the model entry,
     and the aligned cine on the LGE grid (fusion). ``network``: a model in hand (training's
-    validation) instead of the installed one."""
+    validation) instead of the installed one. ``dilate_px``: the post-processing's final
+    dilation; None: the model's calibrated one (manifest ``calibration``), else the card's."""
     from ..models.zoo import load_installed
     model, entry = ((network, None) if network is not None
                     else load_installed(model_name or MODEL_NAMES[method], device, TRAINER))
     cfg = model.config
+    if dilate_px is None:
+        dilate_px = int(((entry.calibration if entry else None) or {}).get("postprocess_dilate_px",
+                                                                           infer.CARD_DILATE_PX))
+    timing[f"{method}_dilate_px"] = float(dilate_px)  # popped into ScarResult.dilate_px
     n, shape = lge_arr.shape[0], lge_arr.shape[1:]
     labels = np.zeros(lge_arr.shape, np.uint8)
     reasons = [""] * n
@@ -368,7 +376,7 @@ def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | Non
     classes = infer.predict(model, np.stack(inputs), device) if inputs else np.zeros((0,), np.uint8)
     t1 = time.perf_counter()
     for cls, pm, k in zip(classes, maps, ks):
-        labels[k] = infer.labels_to_lge(infer.postprocess(cls, cfg.pixel_mm), pm, shape)
+        labels[k] = infer.labels_to_lge(infer.postprocess(cls, cfg.pixel_mm, dilate_px), pm, shape)
     t2 = time.perf_counter()
     if ks:
         timing[f"{method}_inference_s_per_slice"] = (t1 - t0) / len(ks)
@@ -381,7 +389,7 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
                   segments: Image | np.ndarray | None = None, centres: dict | None = None,
                   remote: np.ndarray | None = None, force: bool = False, compare: bool = True,
                   device=None, progress: ProgressCallback | None = None, networks: dict | None = None,
-                  model_name: str | None = None) -> ScarResult:
+                  model_name: str | None = None, dilate_px: int | None = None) -> ScarResult:
     """%scar, volumes and labels of one LGE stack (see the module docstring).
 
     ``mask``: label map on the LGE grid (1 myocardium, 3 scar counted as myocardium; Image meta
@@ -390,7 +398,9 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     pixels of each image. ``remote``: the user's remote-myocardium mask (n-SD). ``networks``:
     method → a model in hand, used instead of the installed weights (training, benchmarks).
     ``model_name``: an installed scar model used for the network method (its inputs decide
-    fusion or LGE-only), e.g. one trained on a site's own data.
+    fusion or LGE-only), e.g. one trained on a site's own data. ``dilate_px``: the final
+    myocardial dilation of the post-processing (pixels of the network grid); default the model's
+    calibrated value (the card: 1).
     """
     t_start = time.perf_counter()
     notes: list[str] = []
@@ -432,7 +442,7 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     entry, aligned = None, None
     for m in [r for r in runnable if r in NETWORK_METHODS]:
         lab, reasons, e, al = _run_network(m, lge, lge_arr, cine, matching, lge_c, cine_c, device, timing,
-                                           networks.get(m), model_name if m == chosen else None)
+                                           networks.get(m), model_name if m == chosen else None, dilate_px)
         net_labels[m] = (lab, reasons)
         if m == chosen:
             entry = e
@@ -506,9 +516,10 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
                        "SeriesDescription": f"{lge.meta.get('SeriesDescription', 'LGE')} scar ({chosen})"}
     from ..io import unreadable_notes
     notes += unreadable_notes(lge, "the scar quantification")
+    dilation = {k[: -len("_dilate_px")]: int(timing.pop(k)) for k in list(timing) if k.endswith("_dilate_px")}
     result = ScarResult(chosen, lge, labels_img, slices, summaries, seg_list, seg_img, matching, aligned,
                         entry.name if entry else None, entry.version if entry else None,
-                        entry.notice if entry else None, 0.0, timing, notes)
+                        entry.notice if entry else None, 0.0, timing, notes, dilation)
     if not result.complete:
         missing = [s.index + 1 for s in slices if s.status == "not segmented"]
         notes.append(f"partial: slice(s) {', '.join(map(str, missing))} not quantified — %scar and volumes cover "
