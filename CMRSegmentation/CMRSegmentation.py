@@ -123,7 +123,7 @@ class CMRSegmentationWidget(CMRScriptedWidget):
         self._scarWorkFolder = None
         self._scarMethodCheckedFor = None
         self.ui.scarApplyButton.connect("clicked(bool)", self.onScarApply)
-        self.ui.scarLgeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSections)
+        self.ui.scarLgeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onScarLgeChanged)
         self.ui.scarSliceTable.connect("cellClicked(int,int)", self.onScarSliceClicked)
 
     def updateSections(self, *_) -> None:
@@ -133,6 +133,15 @@ class CMRSegmentationWidget(CMRScriptedWidget):
         self.ui.landmarksApplyButton.enabled = self.ui.landmarksInputSelector.currentNode() is not None and not busy
         self.checkScarMethod()
         self.ui.scarApplyButton.enabled = self.ui.scarLgeSelector.currentNode() is not None and not busy
+
+    def onScarLgeChanged(self, lge) -> None:
+        """An LGE chosen with no cine yet: offer the cine of its study (the user can change it)."""
+        if lge is not None and self.ui.scarCineSelector.currentNode() is None:
+            from CMRSegmentationLib.scar import matching_cine
+            cine = matching_cine(slicer.mrmlScene, lge)
+            if cine is not None:
+                self.ui.scarCineSelector.setCurrentNode(cine)
+        self.updateSections()
 
     def cleanupSections(self) -> None:
         """Remove the point observers and forget the landmarks and scar results (scene closing, widget destroyed)."""

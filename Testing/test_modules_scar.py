@@ -460,3 +460,23 @@ def test_module_file_has_the_scar_parameters_and_the_self_tests():
     assert "planned" not in ast.get_docstring(tree).lower()
     assert "planned" not in (ROOT / "CMRSegmentation" / "CMRSegmentationLib" / "logic.py").read_text().lower()
 
+
+
+def test_the_cine_of_the_lges_study_is_offered():
+    from cmrlib.scar.data import phantom_stack
+    from CMRSegmentationLib.scar import matching_cine
+    scene = new_scene()
+    st = phantom_stack(780_011, scar="none", slices=(3, 4))
+    lge = st.lge.copy()
+    lge.meta.update(kind="lge_psir", StudyInstanceUID="1.2.3")
+    lge_node = volume_node_from_image(scene, lge, "LGE")
+    assert matching_cine(scene, lge_node) is None  # no cine loaded
+    cine_other = st.cine.copy()
+    cine_other.meta.update(kind="cine", StudyInstanceUID="9.9.9")
+    other = sequence_node_from_image(scene, cine_other, "cine of another study")
+    assert matching_cine(scene, lge_node) is other  # the only cine: offered (matching refuses it later)
+    cine_same = st.cine.copy()
+    cine_same.meta.update(kind="cine", StudyInstanceUID="1.2.3")
+    same = sequence_node_from_image(scene, cine_same, "cine")
+    assert matching_cine(scene, lge_node) is same
+    assert matching_cine(scene, None) is None

@@ -66,6 +66,23 @@ def default_method() -> str:
 
 
 # ---- the inputs --------------------------------------------------------------------------------
+def matching_cine(scene: Any, lge: Any) -> Any:
+    """The cine sequence node to pair with the LGE volume node ``lge``: among the scene's sequence
+    nodes whose series kind is cine, the one of the LGE's study (StudyInstanceUID, then
+    FrameOfReferenceUID), else the only cine; None when there is none or the choice is ambiguous."""
+    from cmrlib.mrml import node_meta
+    if lge is None:
+        return None
+    lge_meta = node_meta(lge)
+    cines = [n for n in scene.GetNodesByClass("vtkMRMLSequenceNode") if node_meta(n).get("kind") == "cine"]
+    for key in ("StudyInstanceUID", "FrameOfReferenceUID"):
+        uid = lge_meta.get(key)
+        same = [n for n in cines if uid and node_meta(n).get(key) == uid]
+        if len(same) == 1:
+            return same[0]
+    return cines[0] if len(cines) == 1 else None
+
+
 def lge_image(node: Any, force: bool = False) -> Any:
     """The :class:`cmrlib.Image` of the LGE volume node, checked as `cmr scar` checks it."""
     from cmrlib.mrml import image_from_volume_node
