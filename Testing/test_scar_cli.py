@@ -54,7 +54,7 @@ def test_cmr_scar_on_dicom_folders_matches_by_tags_and_writes_every_output(scar_
     from cmrlib.scar.outputs import read_result
     back = read_result(out)
     assert set(np.unique(back["labels"].array)) <= {0, 1, 2} and len(back["slices"]) == 8
-    assert {r["method"] for r in back["methods"]} == {"nsd2", "nsd3", "nsd5", "fwhm"}
+    assert {r["method"] for r in back["methods"]} >= {"nsd2", "nsd3", "nsd5", "fwhm"}  # + the installed U-Nets
     printed = capsys.readouterr().out
     assert "%scar" in printed and "5 SD above remote" in printed
 

@@ -139,7 +139,7 @@ def test_classical_percent_scar_and_volumes_on_the_phantom_match_the_truth(ischa
     assert d["myocardial_volume_ml"] == pytest.approx(truth_myo, rel=1e-6)
     assert abs(d["percent_scar"] - truth_pct) < 2.5 and d["scar_present"] is True
     assert d["slices_total"] == ischaemic.lge.spatial_shape[0] and d["complete"]
-    assert {m["method"] for m in d["methods"]} == {"nsd2", "nsd3", "nsd5", "fwhm"}
+    assert {m["method"] for m in d["methods"]} >= {"nsd2", "nsd3", "nsd5", "fwhm"}  # + the installed U-Nets
     n2 = next(m for m in d["methods"] if m["method"] == "nsd2")["percent_scar"]
     assert n2 >= d["percent_scar"]  # a lower threshold finds at least as much
     per = [s for s in d["slices"] if s["status"] == "segmented"]
@@ -222,3 +222,37 @@ def test_the_final_dilation_is_a_setting_the_card_default_one_pixel():
     none, card, two = (int((postprocess(cls, 1.5, d) > 0).sum()) for d in (0, 1, 2))
     assert none == ring.sum() and none < card < two
     assert int((postprocess(cls, 1.5) > 0).sum()) == card
+
+
+# ---- the bundled networks ----------------------------------------------------------------------------------
+@pytest.mark.usefixtures("bundled_models_only")
+@pytest.mark.parametrize("offset, scar", [(15, "ischemic"), (20, "none")])
+def test_the_bundled_fusion_network_quantifies_held_out_stacks(offset, scar):
+    from cmrlib.metrics import dice
+    from cmrlib.scar.data import TEST_SEED_BASE
+    st = phantom_stack(TEST_SEED_BASE + offset, scar=scar)
+    res = quantify_scar(st.lge, st.cine)
+    d = res.to_dict()
+    assert d["method"] == "fusion" and d["model"]["name"] == "scar-fusion-compact" and d["complete"]
+    assert d["postprocess_dilate_px"]["fusion"] == 0  # calibrated, stored in the manifest
+    truth_pct = 100 * st.truth_scar.sum() / st.truth_myocardium.sum()
+    truth_ml = st.truth_myocardium.sum() * voxel_ml(st.lge)
+    assert abs(d["percent_scar"] - truth_pct) < 2.0, (d["percent_scar"], truth_pct)
+    assert d["myocardial_volume_ml"] == pytest.approx(truth_ml, rel=0.15)
+    assert d["scar_present"] is (scar != "none")
+    assert dice(np.asarray(res.labels.array) > 0, st.truth_myocardium) > 0.85
+    by = {m["method"]: m for m in d["methods"]}
+    assert set(by) == {"fusion", "lge-only", "nsd2", "nsd3", "nsd5", "fwhm"}
+    assert by["nsd5"]["myocardium"] == "fusion myocardium"  # no mask given: the thresholds use the network's
+    assert not [n for n in d["notes"] if n.startswith("review")]
+
+
+@pytest.mark.usefixtures("bundled_models_only")
+def test_an_image_that_is_no_heart_gives_no_confident_scar():
+    rng = np.random.default_rng(5)
+    st = phantom_stack(780_007, scar="ischemic")
+    noise = st.lge.with_array(rng.gamma(2.0, 100.0, st.lge.array.shape).astype(np.float32), is_sequence=False)
+    noise.meta = dict(st.lge.meta)
+    res = quantify_scar(noise, None)
+    d = res.to_dict()
+    assert d["percent_scar"] is None or any(n.startswith("review") or "no LV myocardium" in n for n in d["notes"])

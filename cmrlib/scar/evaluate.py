@@ -50,8 +50,11 @@ def stack_record(st: ScarStack, labels: np.ndarray, levels: list) -> dict:
             "all": totals(allk) if allk else None}
 
 
-def agreement(records: list[dict], key: str = "success_only") -> dict:
-    """Slope / r / Bland–Altman of %scar and volume, detection statistics, success rates."""
+def agreement(records: list[dict], key: str = "success_only", qc_passed_only: bool = False) -> dict:
+    """Slope / r / Bland–Altman of %scar and volume, detection statistics, success rates;
+    ``qc_passed_only``: without the stacks the result flags for review (no truth used)."""
+    if qc_passed_only:
+        records = [r for r in records if not r.get("review")]
     rows = [r[key] for r in records if r[key] is not None]
     out: dict = {"stacks": len(rows)}
     sl = [s for r in records for s in r["slices"]]
@@ -86,9 +89,13 @@ def evaluate_stacks(stacks: list[ScarStack], methods=METHODS, networks: dict | N
         nets = [m for m in methods if m in NETWORK_METHODS]
         res = None
         for m in nets:
+            # fusion with the LGE-only network beside it: their disagreement is the result's review flag
+            both = m == "fusion" and "lge-only" in nets
             res = quantify_scar(st.lge, st.cine if m == "fusion" else None, method=m, networks=networks,
-                                compare=False, device=device, dilate_px=dilate_px)
-            per[m].append(stack_record(st, np.asarray(res.labels.array), [s.level for s in res.slices]))
+                                compare=both, device=device, dilate_px=dilate_px)
+            rec = stack_record(st, np.asarray(res.labels.array), [s.level for s in res.slices])
+            rec["review"] = any(n.startswith("review:") for n in res.notes)
+            per[m].append(rec)
             for k, v in res.timing.items():
                 timing.setdefault(k, []).append(v)
         classical = [m for m in methods if m not in NETWORK_METHODS]
@@ -106,7 +113,9 @@ def evaluate_stacks(stacks: list[ScarStack], methods=METHODS, networks: dict | N
             for k, v in res_c.timing.items():
                 timing.setdefault(k, []).append(v)
     report(progress, "scar evaluation", len(stacks), len(stacks), "done")
-    return {"methods": {m: {"success_only": agreement(r, "success_only"), "all_slices": agreement(r, "all")}
+    return {"methods": {m: {"success_only": agreement(r, "success_only"), "all_slices": agreement(r, "all"),
+                            "qc_passed": agreement(r, "success_only", qc_passed_only=True),
+                            "flagged_for_review": int(sum(bool(x.get("review")) for x in r))}
                         for m, r in per.items() if r},
             "timing": {k: float(np.median(v)) for k, v in timing.items()}, "stacks": len(stacks)}
 
