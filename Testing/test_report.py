@@ -132,6 +132,6 @@ def test_page_names_weights_skips_and_provenance(demo):
     assert "Provenance" in text and "device" in text
     run = json.loads((demo / "run.json").read_text())
     assert sorted(m["name"] for m in run["models"]) == ["dt1-swin-compact", "landmarks-compact", "moconet-compact",
-                                                       "qcd-compact"]
+                                                       "qcd-compact", "scar-fusion-compact", "scar-lge-compact"]
     assert "Stress T1 reactivity, dT1" in text and "dT1 per slice" in text
     assert "QC per slice" in text and "slices failing QC" in text

@@ -47,21 +47,21 @@ CINE_VIEW = "Yellow"
 
 def methods() -> tuple[str, ...]:
     """The `cmr scar` methods in the CLI's order (the panel's combo box)."""
-    from cmrlib.scar.pipeline import METHODS
+    from cmrlib.scar.methods import METHODS
     return METHODS
 
 
 def method_available(method: str) -> bool:
     """Whether ``method`` can run here: a U-Net needs its installed weights, the classical methods none."""
     from cmrlib.models.zoo import model_installed
-    from cmrlib.scar.pipeline import MODEL_NAMES
+    from cmrlib.scar.methods import MODEL_NAMES
     return method not in MODEL_NAMES or model_installed(MODEL_NAMES[method])
 
 
 def default_method() -> str:
     """The panel's method when the chosen one cannot run: fusion, else LGE-only when their weights
     are installed, else 5 SD above remote (needs a myocardium mask) — `cmr scar`'s own order."""
-    from cmrlib.scar.pipeline import NETWORK_METHODS
+    from cmrlib.scar.methods import NETWORK_METHODS
     return next((m for m in NETWORK_METHODS if method_available(m)), "nsd5")
 
 
@@ -183,7 +183,8 @@ def scar_arguments(lge: Any, folder: str | Path, out_dir: str | Path, *, cine: A
     from cmrlib.atomic import check_output_folder, write_text_atomic
     from cmrlib.io import write_image
     from cmrlib.scar.matching import match_series
-    from cmrlib.scar.pipeline import CLASSICAL_METHODS, MODEL_NAMES, METHODS
+    from cmrlib.scar.classical import CLASSICAL_METHODS
+    from cmrlib.scar.methods import METHODS, MODEL_NAMES
 
     from .landmarks import aha_segments_on_grid
     from .landmarks_live import mask_image

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .pipeline import METHODS
+    from .methods import METHODS  # not .pipeline: building the parser imports no torch
     parser.add_argument("--lge", required=True, help="short-axis LGE stack: a DICOM folder holding one LGE series "
                                                     "(PSIR preferred over magnitude) or an image file (read only)")
     parser.add_argument("--cine", help="the cine stack of the same study: a DICOM folder holding one cine series, or "

@@ -34,13 +34,10 @@ from .classical import CLASSICAL_METHODS, classical_scar
 from .matching import (Matching, SliceMatch, centre_from_mask, cine_frame, cine_motion_map, detect_lv_centre,
                        lps_to_px, match_series, px_to_lps, regularise_centres)
 
-NETWORK_METHODS = ("fusion", "lge-only")
-METHODS = NETWORK_METHODS + tuple(CLASSICAL_METHODS)
-MODEL_NAMES = {"fusion": "scar-fusion-compact", "lge-only": "scar-lge-compact"}
+from .methods import METHOD_TITLES, METHODS, MODEL_NAMES, NETWORK_METHODS  # noqa: F401 (re-exported)
+
 TRAINER = "scar"
 SCAR_PRESENT_PERCENT = 1.0
-METHOD_TITLES = {"fusion": "fusion U-Net (LGE + cine)", "lge-only": "LGE-only U-Net", "nsd2": "2 SD above remote",
-                 "nsd3": "3 SD above remote", "nsd5": "5 SD above remote", "fwhm": "FWHM"}
 
 
 @dataclass
