@@ -103,7 +103,7 @@ def write_figure(result, path: Path) -> str:
     red = ListedColormap(["red"])
     cols = 2 if result.cine_aligned is not None else 1
     fig, axes = plt.subplots(len(show), cols, figsize=(3.2 * cols, 3.0 * len(show)), squeeze=False)
-    fig.subplots_adjust(top=1.0 - 0.45 / (3.0 * len(show)), hspace=0.25)
+    fig.subplots_adjust(top=1.0 - 0.25 / (3.0 * len(show)), hspace=0.25)
     for row, s in enumerate(show):
         k = s.index
         ys, xs = np.nonzero(lab[k]) if lab[k].any() else (np.array([0, lge.shape[1] - 1]), np.array([0, lge.shape[2] - 1]))
@@ -133,7 +133,8 @@ def write_figure(result, path: Path) -> str:
     total = "no myocardium" if p.percent_scar is None else (f"%scar {p.percent_scar:.1f} %, myocardium "
                                                             f"{p.myocardial_volume_ml:.0f} mL")
     notice = f"\n{result.model_notice}" if result.model_notice else ""
-    fig.suptitle(f"{result.method}: {total}{notice}", fontsize=8)
+    # above the first row's titles (the tight bounding box keeps it)
+    fig.suptitle(f"{result.method}: {total}{notice}", fontsize=8, y=1.0 + 0.3 / (3.0 * len(show)))
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path.name
