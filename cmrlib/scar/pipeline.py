@@ -322,12 +322,14 @@ def _centres(lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matc
             m = matching.slices[k]
             near = lps_to_px(lge, px_to_lps(cine, cine_c[k], m.cine_slice), k)
         lge_c[k], source[k] = detect_lv_centre(lge_arr[k], sp, near_px=near), "detector"
-    fixed, replaced = regularise_centres([lge_c[k] if k in detect else None for k in range(n)], sp)
-    for k in detect:
+    # a detected or landmark centre far from the stack's line is replaced (the user's are kept)
+    auto = [k for k in range(n) if source[k] in ("detector", "landmarks")]
+    fixed, replaced = regularise_centres([lge_c[k] if k in auto else None for k in range(n)], sp)
+    for k in auto:
         lge_c[k] = fixed[k]
-    if [k for k in replaced if k in detect]:
-        notes.append("LGE LV centre detection disagreed with the stack on slice(s) "
-                     f"{', '.join(str(k + 1) for k in replaced if k in detect)}: the stack's median used")
+    if [k for k in replaced if k in auto]:
+        notes.append("LGE LV centres (detected or from the landmarks) disagreed with the stack on slice(s) "
+                     f"{', '.join(str(k + 1) for k in replaced if k in auto)}: the stack's median used")
     return lge_c, cine_c, source
 
 
