@@ -1,10 +1,23 @@
 """CMR Quality -- 3D Slicer scripted module of the SlicerCMR extension.
 
-Planned: LGE certainty, LV slice level, left-atrial LGE quality and the labelling tools. This
-version registers the SlicerCMR phantom study with the Sample Data module; its panel is the one
-every SlicerCMR module shares (:mod:`CMRCommonLib.module_base`).
+LGE certainty and LV slice level of short-axis LGE stacks: each slice classified as too basal /
+LV / too apical, and each LV slice's probability that the presence or absence of LGE is equivocal,
+flagged at an operating threshold, with the stack's one-line verdict; optionally every LGE volume
+loaded into the scene is classified as it arrives. Also registers the SlicerCMR phantom study with
+the Sample Data module. Left-atrial 3-D LGE quality and the labelling tools are planned, not in
+this version.
+
+This file holds the module's own panel section ("LGE certainty and slice level",
+``Resources/UI/CMRQuality.ui``) and its handlers; the study section, device choice, status,
+progress and Cancel, the dependency check and the Slicer life cycle come from
+:mod:`CMRCommonLib.module_base`. The logic (:class:`QualityLogic` in ``CMRQualityLib/logic.py``,
+the adapter, worker arguments, kind check and scene watcher in ``CMRQualityLib/quality.py``) is
+Qt-free and also runs headless.
 """
 import logging
+import pathlib
+import tempfile
+import typing
 
 import slicer
 from slicer.i18n import tr as _
@@ -25,9 +38,10 @@ class CMRQuality(CMRScriptedModule):
 
     def __init__(self, parent):
         CMRScriptedModule.__init__(self, parent, _("CMR Quality"), _("""
-Methods planned for this module (not in this version): deep classification of the certainty of
-presence/absence of LGE, multiple-image-ranking labelling and LV slice-level classification, and
-two-stage left-atrial 3D LGE quality assessment.
+Methods: deep classification of the certainty of presence/absence of LGE per short-axis slice (EfficientNetV2) and
+LV slice-level classification (too basal / LV / too apical, ResNet), both with phantom-trained demonstration
+weights. Planned for this module (not in this version): multiple-image-ranking labelling tools and two-stage
+left-atrial 3D LGE quality assessment.
 """))
 
         # Register the synthetic CMR phantom studies in the Sample Data module once the
@@ -66,8 +80,24 @@ def registerSampleData():
 
 @parameterNodeWrapper
 class CMRQualityParameterNode(CMRPanelParameters):
-    """The panel's parameters, saved with the scene: only the shared ones (study folder, device) in
-    this version."""
+    """
+    The parameters of the panel, saved with the scene: the shared ``studyFolder`` and ``device``
+    (CMRPanelParameters) and
+
+    qualityInput - the short-axis LGE stack (PSIR or magnitude) whose slices are classified.
+    qualityThreshold - probability of low certainty (0.05-0.95) at which a slice is flagged equivocal;
+        0 (shown as "model default") uses the certainty model's calibrated operating threshold.
+    qualityAllSlices - assess LGE certainty on every slice, also those the slice-level network puts
+        outside the LV.
+    qualityHideNonLV - leave the slices outside the LV out of the table and the montage.
+    qualityWatch - classify every LGE volume loaded into the scene as it arrives (one worker at a time).
+    """
+
+    qualityInput: typing.Union[slicer.vtkMRMLScalarVolumeNode, None]
+    qualityThreshold: float = 0.0
+    qualityAllSlices: bool = False
+    qualityHideNonLV: bool = False
+    qualityWatch: bool = False
 
 
 #
@@ -76,7 +106,214 @@ class CMRQualityParameterNode(CMRPanelParameters):
 
 
 class CMRQualityWidget(CMRScriptedWidget):
-    """The shared panel only: CMRQuality has no section of its own in this version."""
+    """The "LGE certainty and slice level" section and its handlers; the rest of the panel is
+    CMRScriptedWidget's."""
+
+    def setupSections(self) -> None:
+        self._qualityOutputs = None
+        self._qualityVolume = None  # the LGE node the shown result was made from
+        self._qualityWorkFolder = None  # the shown result's folder (its montage), removed when replaced
+        self._lgeWatcher = None
+        self._watchQueue = []  # IDs of arrived LGE volumes waiting for the worker, oldest first
+        self.ui.qualityApplyButton.connect("clicked(bool)", self.onQualityApply)
+        self.ui.qualityInputSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSections)
+        self.ui.qualityHideNonLVCheckBox.connect("toggled(bool)", self.onQualityHideToggled)
+        self.ui.qualityWatchCheckBox.connect("toggled(bool)", self.onQualityWatchToggled)
+        self.ui.qualitySliceTable.connect("cellClicked(int,int)", self.onQualitySliceClicked)
+        try:  # show which threshold "model default" stands for
+            from CMRQualityLib.quality import default_threshold
+
+            value, source = default_threshold()
+            self.ui.qualityThresholdSpinBox.specialValueText = f"model default ({value:.2f})"
+            self.ui.qualityThresholdSpinBox.toolTip = (
+                f"{self.ui.qualityThresholdSpinBox.toolTip}\nModel default: {value:.2f} ({source}).")
+        except Exception as exc:  # cmrlib missing: the dependency check says so on Apply
+            logging.info(f"CMRQuality: the model's threshold could not be read: {exc}")
+
+    def updateSections(self, *_) -> None:
+        busy = self.panel.status.busy
+        self.ui.qualityApplyButton.enabled = self.ui.qualityInputSelector.currentNode() is not None and not busy
+        self.syncLGEWatcher()
+
+    def cleanupSections(self) -> None:
+        """Stop watching the scene and forget the queue and the shown result (scene closing, widget destroyed)."""
+        self.stopLGEWatcher()
+        self._qualityOutputs = self._qualityVolume = None
+        self._removeWorkFolder(self._qualityWorkFolder)
+        self._qualityWorkFolder = None
+
+    # ---- Apply ----------------------------------------------------------------------------
+    def qualityThreshold(self):
+        """The spin box's threshold; None at its minimum ("model default")."""
+        spin = self.ui.qualityThresholdSpinBox
+        return None if spin.value <= spin.minimum else float(spin.value)
+
+    def onQualityApply(self) -> bool:
+        """Classify the chosen LGE stack with `cmr quality certainty` in a worker process."""
+        return self.assessQuality(self.ui.qualityInputSelector.currentNode())
+
+    def assessQuality(self, node) -> bool:
+        """Check ``node`` (a non-LGE kind is refused with the reason), write it and start the
+        worker; False (and the reason in the status line) when it did not start."""
+        from cmrlib.errors import CMRError
+        from CMRQualityLib.quality import certainty_arguments, check_lge_node, check_threshold
+
+        threshold = self.qualityThreshold()
+        try:  # before the work folder: a refused input leaves nothing behind
+            check_lge_node(node)
+            check_threshold(threshold)
+        except CMRError as exc:
+            self.panel.status.showMessage(str(exc), "error")
+            return False
+        work = pathlib.Path(tempfile.mkdtemp(prefix="CMRQuality-"))
+        try:
+            args = certainty_arguments(node, work / "inputs", work / "out", threshold=threshold,
+                                       all_slices=bool(self.ui.qualityAllSlicesCheckBox.checked),
+                                       hide_non_lv=bool(self.ui.qualityHideNonLVCheckBox.checked))
+        except CMRError as exc:
+            self._removeWorkFolder(work)
+            self.panel.status.showMessage(str(exc), "error")
+            return False
+        name = node.GetName()
+        started = self.runCmr(args, f"LGE certainty and slice level of '{name}'",
+                              lambda result: self._onQualityFinished(result, node, work, name))
+        if not started:
+            self._removeWorkFolder(work)
+        return started
+
+    def _onQualityFinished(self, result, node, work, name: str) -> None:
+        try:
+            if result.returncode != 0 or result.cancelled:
+                self._removeWorkFolder(work)
+                return  # the status line says why
+            from CMRQualityLib.quality import load_quality_results
+
+            try:
+                outputs = load_quality_results(slicer.mrmlScene, work / "out", name,
+                                               hide_non_lv=bool(self.ui.qualityHideNonLVCheckBox.checked))
+            except Exception as exc:
+                self.panel.status.showMessage(f"Loading the results of {work / 'out'} failed: {exc}", "error")
+                return
+            if self._qualityWorkFolder != work:
+                self._removeWorkFolder(self._qualityWorkFolder)
+            self._qualityOutputs, self._qualityVolume, self._qualityWorkFolder = outputs, node, work
+            if node.GetScene() is slicer.mrmlScene:
+                slicer.util.setSliceViewerLayers(background=node, fit=True)
+            self.showQualityResult()
+            if outputs.summary.get("flagged"):
+                self.panel.status.showMessage(f"'{name}': {outputs.sentence}", "warning")
+        finally:
+            if self._watchQueue:  # the next arrived LGE, once this worker's turn is over
+                import qt
+
+                qt.QTimer.singleShot(0, self.runNextQueued)
+
+    @staticmethod
+    def _removeWorkFolder(folder) -> None:
+        import shutil
+
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # ---- the result -----------------------------------------------------------------------
+    def showQualityResult(self) -> None:
+        """The stack's verdict, the per-slice table (rows coloured as the montage labels them),
+        the details line and the montage."""
+        import qt
+
+        outputs = self._qualityOutputs
+        self.ui.qualityVerdictLabel.text = outputs.sentence if outputs is not None else ""
+        self.ui.qualityResultLabel.text = outputs.summary_text() if outputs is not None else ""
+        table = self.ui.qualitySliceTable
+        table.clearContents()
+        cells = outputs.table_cells() if outputs is not None else []
+        table.setRowCount(len(cells))
+        for r, (texts, colour, tip) in enumerate(cells):
+            for c, text in enumerate(texts):
+                item = qt.QTableWidgetItem(text)
+                item.setToolTip(tip)
+                if colour is not None:
+                    item.setBackground(qt.QBrush(qt.QColor(colour)))
+                    item.setForeground(qt.QBrush(qt.QColor("white")))
+                table.setItem(r, c, item)
+        table.resizeColumnsToContents()
+        montage = outputs.montage if outputs is not None else None
+        if montage is None or not pathlib.Path(montage).is_file():
+            self.ui.qualityMontageLabel.clear()
+            return
+        # through QImage: a QPixmap loaded by file name may come from Qt's cache, not the new file
+        self.ui.qualityMontageLabel.setPixmap(qt.QPixmap.fromImage(qt.QImage(str(montage))).scaledToWidth(
+            360, qt.Qt.SmoothTransformation))
+
+    def onQualityHideToggled(self, checked: bool) -> None:
+        """Show or leave out the slices outside the LV in the shown result's table (and its table node)."""
+        if self._qualityOutputs is not None:
+            self._qualityOutputs.set_hide_non_lv(bool(checked))
+            self.showQualityResult()
+
+    def onQualitySliceClicked(self, row: int, _column: int = 0) -> None:
+        """Centre the slice views on the clicked slice, in the LGE's planes."""
+        from CMRQualityLib.quality import show_slice
+
+        outputs, volume = self._qualityOutputs, self._qualityVolume
+        if outputs is None or volume is None or volume.GetScene() is None:
+            return
+        shown = outputs.shown_slices
+        if 0 <= row < len(shown):
+            show_slice(slicer.mrmlScene, volume, int(shown[row]["index"]))
+
+    # ---- watching for new LGE -----------------------------------------------------------------
+    def onQualityWatchToggled(self, _checked: bool) -> None:
+        self.syncLGEWatcher()
+
+    def syncLGEWatcher(self) -> None:
+        """Watch the scene while "Watch for new LGE" is checked, and only then."""
+        watch = bool(self.ui.qualityWatchCheckBox.checked)
+        if watch and self._lgeWatcher is None:
+            from CMRQualityLib.quality import LGEArrivalWatcher
+
+            self._lgeWatcher = LGEArrivalWatcher(slicer.mrmlScene, self.onLGEArrived, on_error=self._onWatchError)
+            self.panel.status.showMessage("Watching for new LGE volumes: each is classified as it arrives.")
+        elif not watch and self._lgeWatcher is not None:
+            self.stopLGEWatcher()
+            self.panel.status.showMessage("Stopped watching for new LGE volumes.")
+
+    def stopLGEWatcher(self) -> None:
+        if self._lgeWatcher is not None:
+            self._lgeWatcher.stop()
+            self._lgeWatcher = None
+        self._watchQueue = []
+
+    def onLGEArrived(self, node) -> None:
+        """An LGE volume arrived (the watcher's callback, inside the scene's event): queue it; the
+        worker starts from the event loop, one at a time."""
+        import qt
+
+        if node.GetID() not in self._watchQueue:
+            self._watchQueue.append(node.GetID())
+        waiting = len(self._watchQueue)
+        self.panel.status.showMessage(f"New LGE '{node.GetName()}': queued for classification"
+                                      + (f" ({waiting} waiting)" if waiting > 1 else ""))
+        qt.QTimer.singleShot(0, self.runNextQueued)
+
+    def runNextQueued(self) -> None:
+        """Start the worker on the oldest queued LGE volume still in the scene (none while a worker runs)."""
+        import qt
+
+        while self._watchQueue and not self.panel.status.busy:
+            node = slicer.mrmlScene.GetNodeByID(self._watchQueue.pop(0))
+            if node is None:
+                continue  # removed while it waited
+            if self._parameterNode is not None:
+                self._parameterNode.qualityInput = node  # the selector shows what is classified
+            if self.assessQuality(node):
+                return
+            if self._watchQueue:  # refused: the status line says why; go on with the next
+                qt.QTimer.singleShot(0, self.runNextQueued)
+                return
+
+    def _onWatchError(self, exc) -> None:
+        self.panel.status.showMessage(f"Watching for new LGE: {exc}", "error")
 
 
 #
@@ -86,6 +323,10 @@ class CMRQualityWidget(CMRScriptedWidget):
 
 class CMRQualityLogic(CMRScriptedLogic):
     """Slicer-side logic, delegating to the Qt-free ``QualityLogic`` (finds LGE and cine series)."""
+
+    def lgeVolumes(self):
+        """LGE volumes (PSIR first, then magnitude) loaded by the study loader."""
+        return self.impl.lge_volumes()
 
 
 #
@@ -107,4 +348,134 @@ class CMRQualityTest(CMRTestMixin, ScriptedLoadableModuleTest):
         registerSampleData()
         sources = SampleData.SampleDataLogic.sampleDataSourcesByCategory().get(CATEGORY, [])
         self.assertIn(SAMPLE_NAME, [source.sampleName for source in sources])
+        self.delayDisplay("Test passed")
+
+    def skipWithoutWeights(self) -> None:
+        from cmrlib.models.zoo import model_installed
+        from cmrlib.quality.pipeline import CERTAINTY_MODEL, SLICE_LEVEL_MODEL
+
+        if not (model_installed(CERTAINTY_MODEL) and model_installed(SLICE_LEVEL_MODEL)):
+            self.skipTest("the LGE certainty / slice-level weights are not installed")
+
+    def loadSampleSeries(self, logic, kinds):
+        """The bundled phantom study's first series of each of ``kinds``, loaded by the study loader
+        (in that order); returns their nodes."""
+        from cmrlib.phantom import extract_bundled_study
+
+        with tempfile.TemporaryDirectory() as folder:
+            dicom = extract_bundled_study(pathlib.Path(folder) / "study")
+            logic.impl.scan(dicom)
+            series = logic.impl.loader.series
+            nodes = []
+            for kind in kinds:
+                found = next((s for s in series if s.kind == kind), None)
+                self.assertIsNotNone(found, f"the bundled study has no {kind} series")
+                nodes.append(logic.impl.load(found).node)
+        return nodes
+
+    def test_CMRQualityAdapter(self):
+        """Adapter: the capability's example result (the installed networks on a phantom stack)
+        becomes the table "example quality" with one row per slice and the columns of the panel."""
+        from cmrlib.mrml import rows_from_table_node
+        from cmrlib.quality.outputs import read_result, write_example
+        from CMRQualityLib.quality import TABLE_COLUMNS, outputs_to_nodes
+
+        self.skipWithoutWeights()
+        with tempfile.TemporaryDirectory() as folder:
+            out = pathlib.Path(folder) / "quality"
+            write_example(out)
+            result = read_result(out)
+            outputs = outputs_to_nodes(slicer.mrmlScene, result, "example")
+            self.assertEqual(outputs.montage, out / "quality.png")
+        rows = rows_from_table_node(outputs.table)
+        self.assertEqual(outputs.table.GetName(), "example quality")
+        self.assertEqual(len(rows), len(result["slices"]))
+        self.assertEqual(list(rows[0]), list(TABLE_COLUMNS))
+        self.assertEqual(outputs.sentence, result["summary"]["sentence"])
+        self.delayDisplay("Test passed")
+
+    def test_CMRQualityWorker(self):
+        """Logic: the bundled study's LGE PSIR stack, loaded by the study loader, through the `cmr
+        quality certainty` worker command (CPU), loaded back: one row per slice; its cine (the
+        volume its browser shows) and a T1 map are refused with the kind named."""
+        from cmrlib.errors import InputError
+        from cmrlib.mrml import proxy_node_for, rows_from_table_node
+        from CMRCommonLib.runner import SubprocessRunner, worker_command
+        from CMRQualityLib.quality import certainty_arguments, load_quality_results
+
+        self.skipWithoutWeights()
+        logic = self.newLogic()
+        lge, cine, t1map = self.loadSampleSeries(logic, ["lge_psir", "cine", "t1map"])
+        self.assertEqual(logic.lgeVolumes()[0], lge)
+        with tempfile.TemporaryDirectory() as folder:
+            work = pathlib.Path(folder)
+            for node, kind in ((proxy_node_for(cine), "a cine series"), (t1map, "a T1 map")):
+                with self.assertRaisesRegex(InputError, kind):
+                    certainty_arguments(node, work / "refused", work / "refused out")
+            self.assertFalse((work / "refused").exists())
+            args = certainty_arguments(lge, work / "inputs", work / "out")
+            command, env = worker_command(args, "cpu")
+            result = SubprocessRunner(command, extra_env=env).run()
+            self.assertEqual(result.returncode, 0, result.error_text(10))
+            outputs = load_quality_results(slicer.mrmlScene, work / "out", lge.GetName())
+        n_slices = lge.GetImageData().GetDimensions()[2]
+        self.assertEqual(len(rows_from_table_node(outputs.table)), n_slices)
+        self.assertTrue(outputs.sentence)
+        self.delayDisplay("Test passed")
+
+    def test_CMRQualityApply(self):
+        """Widget: the bundled LGE chosen in the panel, Apply (CPU), waiting for the worker: the
+        verdict line, one coloured table row per slice, the montage; a row click moves the views."""
+        from CMRCommonLib.device_choice import DeviceChoice
+        from CMRCommonLib.widgets import applyAndWait
+
+        self.skipWithoutWeights()
+        widget = self.moduleWidget()
+        widget.initializeParameterNode()
+        (lge,) = self.loadSampleSeries(widget.logic, ["lge_psir"])
+        parameters = widget._parameterNode
+        parameters.device = DeviceChoice.CPU
+        parameters.qualityHideNonLV = False
+        parameters.qualityInput = lge
+        self.assertTrue(widget.ui.qualityApplyButton.enabled)
+        applyAndWait(self, widget, widget.onQualityApply)
+        outputs = widget._qualityOutputs
+        self.assertIsNotNone(outputs, widget.ui.statusLabel.text)
+        self.assertEqual(widget.ui.qualityVerdictLabel.text, outputs.sentence)
+        self.assertEqual(widget.ui.qualitySliceTable.rowCount, lge.GetImageData().GetDimensions()[2])
+        self.assertFalse(widget.ui.qualityMontageLabel.pixmap.isNull())
+        widget.onQualitySliceClicked(0, 0)
+        self.delayDisplay("Test passed")
+
+    def test_CMRQualityWatcher(self):
+        """Widget: with "Watch for new LGE" on, loading the bundled cine and LGE classifies the LGE
+        only (the worker starts by itself); turned off, the scene is no longer watched."""
+        import time
+
+        from CMRCommonLib.device_choice import DeviceChoice
+        from CMRCommonLib.widgets import waitForWorker
+
+        self.skipWithoutWeights()
+        widget = self.moduleWidget()
+        widget.initializeParameterNode()
+        widget._parameterNode.device = DeviceChoice.CPU
+        widget._parameterNode.qualityWatch = True
+        widget.panel.checkDependencies = False
+        try:
+            self.assertIsNotNone(widget._lgeWatcher)
+            _cine, lge = self.loadSampleSeries(widget.logic, ["cine", "lge_psir"])
+            deadline = time.monotonic() + 5.0
+            while not widget.panel.status.busy and time.monotonic() < deadline:
+                slicer.app.processEvents()  # the queued worker starts from the event loop
+            self.assertTrue(widget.panel.status.busy, widget.ui.statusLabel.text)
+            result = waitForWorker(self, widget.panel)
+            self.assertEqual(result.returncode, 0, result.error_text(10))
+            self.assertEqual(widget._watchQueue, [])  # the cine (and its proxy volume) was not queued
+        finally:
+            widget.panel.checkDependencies = True
+            widget._parameterNode.qualityWatch = False
+        self.assertEqual(widget._qualityVolume.GetID(), lge.GetID())
+        self.assertEqual(widget._parameterNode.qualityInput.GetID(), lge.GetID())
+        self.assertEqual(widget.ui.qualitySliceTable.rowCount, len(widget._qualityOutputs.shown_slices))
+        self.assertIsNone(widget._lgeWatcher)
         self.delayDisplay("Test passed")

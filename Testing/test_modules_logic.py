@@ -269,13 +269,16 @@ from CMRCommonLib.module_logic import CMRModuleLogicBase
 LOGIC_TESTS = {"CMRMotion": ["test_CMRMotionInputs", "test_CMRMotionCorrectAndMap"],
                "CMRSegmentation": ["test_CMRSegmentationQCDAdapter", "test_CMRSegmentationLandmarksLive",
                                    "test_CMRSegmentationScarAdapter", "test_CMRSegmentationScarWorker"],
-               "CMRStressT1": ["test_CMRStressT1Adapter", "test_CMRStressT1Worker"]}
+               "CMRStressT1": ["test_CMRStressT1Adapter", "test_CMRStressT1Worker"],
+               "CMRQuality": ["test_CMRQualityAdapter", "test_CMRQualityWorker"]}
 OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"},
                   "CMRStressT1": {"restMap", "stressMap", "restMask", "stressMask", "ahaSegments", "method", "reverse",
                                   "force"},
                   "CMRSegmentation": {"qcdInput", "qcdThreshold", "landmarksInput", "landmarksMask", "landmarksLevel",
                                       "landmarksLiveUpdate", "scarLge", "scarCine", "scarMethod", "scarMask",
-                                      "scarSegments", "scarLgeCentres", "scarCineCentres", "scarForce"}}
+                                      "scarSegments", "scarLgeCentres", "scarCineCentres", "scarForce"},
+                  "CMRQuality": {"qualityInput", "qualityThreshold", "qualityAllSlices", "qualityHideNonLV",
+                                 "qualityWatch"}}
 
 for name in modules:
     module = importlib.import_module(name)

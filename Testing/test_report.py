@@ -117,8 +117,10 @@ def test_every_image_exists_and_nothing_is_fetched(demo):
     assert stress_figures >= 3  # dT1 figure per rest / stress pair (basal, mid, apical), bull's-eyes with segments
     scar_figures = sum(len(r["figures"]) for r in run["steps"]["scar"]["result"]["series"])
     assert scar_figures >= 2  # scar over the LGE, the %scar bull's-eye (the landmarks step's AHA segments)
+    quality_figures = sum(len(r["figures"]) for r in run["steps"]["quality"]["result"]["series"])
+    assert quality_figures == 2  # the slice-level / certainty montage of the PSIR and the magnitude stack
     # + T1 map and R² before/after of six IRW series
-    assert len(page.images) == 12 + landmark_figures + qcd_figures + stress_figures + scar_figures
+    assert len(page.images) == 12 + landmark_figures + qcd_figures + stress_figures + scar_figures + quality_figures
     for src in page.images:
         path = demo / src
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
@@ -131,7 +133,8 @@ def test_page_names_weights_skips_and_provenance(demo):
     assert "Not in this version" in text and "SlicerCMR 0." in text
     assert "Provenance" in text and "device" in text
     run = json.loads((demo / "run.json").read_text())
-    assert sorted(m["name"] for m in run["models"]) == ["dt1-swin-compact", "landmarks-compact", "moconet-compact",
-                                                       "qcd-compact", "scar-fusion-compact", "scar-lge-compact"]
+    assert sorted(m["name"] for m in run["models"]) == ["dt1-swin-compact", "landmarks-compact",
+                                                       "lge-certainty-compact", "moconet-compact", "qcd-compact",
+                                                       "scar-fusion-compact", "scar-lge-compact", "slice-level-compact"]
     assert "Stress T1 reactivity, dT1" in text and "dT1 per slice" in text
     assert "QC per slice" in text and "slices failing QC" in text

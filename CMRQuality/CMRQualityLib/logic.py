@@ -1,10 +1,11 @@
 """CMRQuality logic (Qt-free): the module's inputs in an MRML scene.
 
-CMRQuality's processing (LGE certainty, LV slice level, left-atrial LGE quality, labelling tools)
-is planned, not in this version (``cmrlib.capabilities.PLANNED``; method cards
-docs/methods/lge-certainty.md, docs/methods/slice-level.md, docs/methods/la-quality.md); for
-now the logic finds the inputs those steps will take: LGE volumes (PSIR or magnitude) and cine
-series loaded by the study loader.
+The LGE-certainty and LV slice-level processing (``cmr quality``; method cards
+docs/methods/lge-certainty.md, docs/methods/slice-level.md) has its adapter, worker arguments
+and scene watcher in :mod:`CMRQualityLib.quality`; this logic finds the inputs: LGE volumes (PSIR
+or magnitude) and cine series loaded by the study loader. Left-atrial LGE quality and the
+labelling tools are planned (``cmrlib.capabilities.PLANNED``; method card
+docs/methods/la-quality.md).
 """
 from __future__ import annotations
 

@@ -625,6 +625,16 @@ def scan_folder(folder: str | Path, progress: ProgressCallback | None = None) ->
         raise InputError(f"folder not found: {root}")
     skipped: list[SkippedFile] = []
     files = [root] if root.is_file() else list(_walk_files(root, skipped))
+    return scan_files(files, root, progress, skipped)
+
+
+def scan_files(files: list[Path], root: str | Path, progress: ProgressCallback | None = None,
+               skipped: list[SkippedFile] | None = None) -> DicomScan:
+    """:func:`scan_folder` of the given files only (``root`` names the scan): e.g. the files of a
+    folder that are complete while others are still arriving (`cmr quality watch`)."""
+    root = Path(root)
+    files = [Path(f) for f in files]
+    skipped = list(skipped or [])
     by_series: dict[str, list[InstanceInfo]] = defaultdict(list)
     headers: dict[str, pydicom.Dataset] = {}
     unusable: list[tuple[SkippedFile, _Unusable]] = []

@@ -548,7 +548,9 @@ class Phantom:
         TI = the myocardial null TI (inversion every 2 R-R) times (1 + offset): the operator
         sets it slightly short of the null (``lge_ti_bias``); the nulling artefact adds a
         larger error either way (poor nulling). Each slice gets an LGE-likelihood score and
-        certainty class computed from the noise-free images with and without artefacts.
+        certainty class computed from the noise-free images with and without artefacts — for
+        each series on its own reconstruction (magnitude, or signed PSIR, on which myocardium
+        inverted below its null looks nulled rather than grey).
         """
         s = self.s
         ks = list(range(s.n_slices)) if slices is None else list(slices)
@@ -601,15 +603,21 @@ class Phantom:
         pd_myo = np.float32(self.ts.pd[T.MYOCARDIUM] * scale)
         remote_ref = (abs(float(seq.ir_gre(pd_myo, post_obs[T.MYOCARDIUM], self.ts.t2s[T.MYOCARDIUM], ti, trep))),
                       abs(float(seq.ir_gre(pd_myo, post[T.MYOCARDIUM], self.ts.t2s[T.MYOCARDIUM], ti_nominal, trep))))
-        per_slice = []
+        remote_ref_signed = (float(seq.ir_gre(pd_myo, post_obs[T.MYOCARDIUM], self.ts.t2s[T.MYOCARDIUM], ti, trep)),
+                             float(seq.ir_gre(pd_myo, post[T.MYOCARDIUM], self.ts.t2s[T.MYOCARDIUM], ti_nominal, trep)))
+        per_slice, per_slice_psir = [], []
         for j, k in enumerate(ks):
             st = self._slice_truth(self.sax, k, self.t_mid, motion, lab[j], aha_m[j])
-            lk = lge_likelihood(lab[j], np.abs(clean[j]), np.abs(observed[j] - ghost[j]), ghost[j], sigma,
-                                s.pixel_mm, blood_ref, sev, remote_ref)
-            st.update(lk)
-            st["certainty"] = certainty_class(lk["lge_likelihood"])
             st["scar_present"] = bool(np.any(lab[j] == 3))
-            per_slice.append(st)
+            # what a rater sees differs between the two reconstructions: on the magnitude image
+            # myocardium inverted below its null (TI short) is as grey as myocardium above it; PSIR
+            # keeps the sign, so there it looks dark (nulled) and only signal above the intended
+            # level is a nulling artefact — the likelihood of each series is scored on its own image
+            for target, clean_j, observed_j, ref in (
+                    (per_slice, np.abs(clean[j]), np.abs(observed[j] - ghost[j]), remote_ref),
+                    (per_slice_psir, clean[j], observed[j] - ghost[j], remote_ref_signed)):
+                lk = lge_likelihood(lab[j], clean_j, observed_j, ghost[j], sigma, s.pixel_mm, blood_ref, sev, ref)
+                target.append({**st, **lk, "certainty": certainty_class(lk["lge_likelihood"])})
         psir = np.clip(psir, -4000.0, None)
         desc_p, desc_m = "LGE PSIR SAX", "LGE MAG SAX"
         arte = {**self._artefact_record(("nulling", "ghosting", "blur", "bright_blood"), s.snr["lge"]),
@@ -622,15 +630,18 @@ class Phantom:
               "noise_sigma": sigma, "snr_blood": s.snr["lge"], "acquired_pixel_mm": 1.6,
               "misregistration_vs_cine": motion.to_dict() if motion else None,
               "artefacts": arte, "ghosting": ghost_info, "slices": per_slice}
-        eq = [x for x in per_slice if x["class"] == "LV"]
-        gt["equivocal_fraction_lv_slices"] = float(np.mean([x["certainty"] == "low" for x in eq])) if eq else 0.0
+        gt_psir = {**gt, "slices": per_slice_psir, "likelihood_image": "PSIR (signed)"}
+        gt["likelihood_image"] = "magnitude"
+        for g in (gt, gt_psir):
+            eq = [x for x in g["slices"] if x["class"] == "LV"]
+            g["equivocal_fraction_lv_slices"] = float(np.mean([x["certainty"] == "low" for x in eq])) if eq else 0.0
         dic = {**self._base_dicom(2 * s.rr_ms, 3.0, 25.0), "InversionTime": round(ti, 2),
                "TriggerTime": gt["trigger_time_ms"], "ScanningSequence": "IR\\GR", "SequenceVariant": "SP\\OSP"}
         labels = self._image(lab, grid, sequence=False, meta={"labels": LABELS})
         aha_img = self._image(aha_m, grid, sequence=False, meta={})
         psir_s = Series("lge_psir", "lge_psir", desc_p,
                         self._image(psir, grid, sequence=False, meta={"SeriesDescription": desc_p, "kind": "lge_psir"}),
-                        labels, aha_img, {}, gt, image_type=("ORIGINAL", "PRIMARY", "R", "PSIR"), dicom=dic,
+                        labels, aha_img, {}, gt_psir, image_type=("ORIGINAL", "PRIMARY", "R", "PSIR"), dicom=dic,
                         rescale_intercept=-4096.0, series_number=_series_number("lge_psir"))
         mag_s = Series("lge_mag", "lge_magnitude", desc_m,
                        self._image(mag, grid, sequence=False, meta={"SeriesDescription": desc_m, "kind": "lge_magnitude"}),
