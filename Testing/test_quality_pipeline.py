@@ -231,3 +231,19 @@ def test_montage_and_files_round_trip(tmp_path):
     assert rows[0].split(",") == CSV_FIELDS and len(rows) == 6
     text, colour = slice_label(back["slices"][0])
     assert "slice 1" in text and "too basal" in text and colour == "#868e96"
+
+
+# ---- evaluation helpers ---------------------------------------------------------------------------
+def test_baselines_fit_what_they_can_see():
+    from cmrlib.quality.evaluate import EvalStack, _binary, fit_logistic, logistic_p, position_cut_points
+    rng = np.random.default_rng(2)
+    f = rng.normal(0, 1, (400, 3))
+    y = (f[:, 0] + 0.3 * rng.normal(0, 1, 400) > 0.5).astype(float)
+    w = fit_logistic(f, y)
+    p = logistic_p(w, f)
+    stats = _binary(y.astype(bool), p, 0.5)
+    assert stats["auc"] > 0.9 and stats["accuracy"] > 0.85 and stats["n"] == 400
+    stacks = [EvalStack(None, ["too basal"] + ["LV"] * 8 + ["too apical"], [0.0] * 10, i, "lge_psir")
+              for i in range(5)]
+    a, b = position_cut_points(stacks)
+    assert 0.0 < a <= 1 / 9 + 1e-9 and 8 / 9 - 1e-9 <= b < 1.0  # first and last slice cut off

@@ -140,20 +140,27 @@ def extended_phantom(seed: int, shifted: bool, rng: np.random.Generator):
     return Phantom(s2)
 
 
-def phantom_slices(seed_base: int, n_subjects: int, crop_size: int, *, shifted: bool = False, progress=None,
-                   magnitude_share: float = 0.25) -> list[QualitySlice]:
+MAGNITUDE_SHARE = 0.25  # subjects whose magnitude (not PSIR) LGE stack is used
+
+
+def phantom_lge_stack(seed: int, shifted: bool = False):
+    """The extended LGE stack of subject ``seed``: its PSIR series, or for a quarter of the subjects
+    the magnitude one (the same draw for training and evaluation)."""
+    rng = np.random.default_rng(seed + 5)
+    psir, mag = extended_phantom(seed, shifted, rng).lge()
+    return mag if rng.random() < MAGNITUDE_SHARE else psir
+
+
+def phantom_slices(seed_base: int, n_subjects: int, crop_size: int, *, shifted: bool = False,
+                   progress=None) -> list[QualitySlice]:
     """Every slice of ``n_subjects`` phantom LGE stacks as :class:`QualitySlice` (module docstring)."""
-    from ..phantom.labels import slice_class  # noqa: F401  (the class definitions the truth follows)
     from ..progress import report
     from .preprocess import CONTEXT, _resample, card_square
     out: list[QualitySlice] = []
     for i in range(n_subjects):
         seed = seed_base + i
         report(progress, "phantom LGE stacks", i, n_subjects, f"subject {seed}")
-        rng = np.random.default_rng(seed + 5)
-        ph = extended_phantom(seed, shifted, rng)
-        psir, mag = ph.lge()
-        series = mag if rng.random() < magnitude_share else psir
+        series = phantom_lge_stack(seed, shifted)
         arr = np.asarray(series.image.array, np.float32)
         lab = np.asarray(series.labels.array)
         for k, st in enumerate(series.truth["slices"]):

@@ -67,6 +67,7 @@ class CertaintyNetConfig:
     drop_path: float = 0.2  # stochastic depth of the last block (linearly from 0)
     size: int = 224  # network input, px (the card: 256 centre crop, 224 random crops / resize)
     crop_size: int = 256  # the centre crop the random crops are taken from
+    likelihood_head: bool = False  # a training-only regression of the raters' LGE likelihood (0–1)
 
     @classmethod
     def preset(cls, name: str) -> "CertaintyNetConfig":
@@ -151,13 +152,22 @@ class CertaintyNet(nn.Module):
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(config.head, config.hidden),
                                         nn.ReLU(inplace=True), nn.Dropout(config.dropout),
                                         nn.Linear(config.hidden, len(CLASSES)))
-        for m in self.classifier:
+        # optional second output of the last hidden layer: the raters' mean score (0–1), a richer
+        # training signal than the binary class (it tells clear absence from clear presence);
+        # inference reads the class logits only
+        self.likelihood = nn.Linear(config.hidden, 1) if config.likelihood_head else None
+        for m in [*self.classifier, self.likelihood]:
             if isinstance(m, nn.Linear):  # the card: He-normal initialisation of the feed-forward network
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x)))
+
+    def forward_with_likelihood(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits, predicted rater-mean likelihood 0–1) — training with ``likelihood_head``."""
+        hidden = self.classifier[:-2](self.pool(self.features(x)))
+        return self.classifier[-2:](hidden), torch.sigmoid(self.likelihood(hidden))[:, 0]
 
 
 def config_args(config: CertaintyNetConfig) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..metrics import binary_stats, confusion_matrix, roc_auc
 from .data import (SHIFTED_SEED_BASE, SLICE_CLASSES, TEST_SEED_BASE, TRAIN_SEED_BASE, calibrate_rater_sd,
-                   extended_phantom, is_low_certainty, rater_agreement, simulate_raters)
+                   is_low_certainty, phantom_lge_stack, rater_agreement, simulate_raters)
 
 PUBLISHED_CERTAINTY = {"internal": {"accuracy": 0.94, "recall": 0.80, "precision": 0.97, "specificity": 0.99,
                                     "f1": 0.87, "auc": 0.94},
@@ -54,10 +54,7 @@ def phantom_stacks(seed_base: int, n_subjects: int, shifted: bool = False, progr
     for i in range(n_subjects):
         seed = seed_base + i
         report(progress, "phantom LGE stacks", i, n_subjects, f"subject {seed}")
-        rng = np.random.default_rng(seed + 5)
-        ph = extended_phantom(seed, shifted, rng)
-        psir, mag = ph.lge()
-        series = mag if rng.random() < 0.25 else psir
+        series = phantom_lge_stack(seed, shifted)
         sl = series.truth["slices"]
         out.append(EvalStack(series.image, [s["class"] for s in sl], [float(s["lge_likelihood"]) for s in sl], seed,
                              series.kind))

@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--balance", action="store_true", help="draw every class equally often (the operating "
                                                                "threshold is fitted afterwards on validation data)")
     if task == "certainty":
+        parser.add_argument("--likelihood-weight", type=float, default=0.0,
+                            help="weight of a training-only regression of the raters' mean LGE likelihood (0–100 "
+                                 "scaled to 0–1) beside the card's binary cross-entropy (0: the card)")
         parser.add_argument("--resample-raters", action="store_true",
                             help="phantom only: two new simulated raters score a slice each time it is drawn (the "
                                  "label noise of the card's two raters, without memorising one draw of it)")
@@ -76,10 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --cache")
 
 
-def _config(task: str, preset: str):
+def _config(task: str, preset: str, likelihood_head: bool = False):
     if task == "certainty":
+        from dataclasses import replace as _replace
+
         from .efficientnetv2 import CertaintyNet, CertaintyNetConfig, config_args
-        cfg = CertaintyNetConfig.preset(preset)
+        cfg = _replace(CertaintyNetConfig.preset(preset), likelihood_head=likelihood_head)
         return cfg, CertaintyNet(cfg), config_args(cfg)
     from .resnet import SliceLevelNet, SliceLevelNetConfig, config_args
     cfg = SliceLevelNetConfig.preset(preset)
@@ -209,7 +214,8 @@ def run(args: argparse.Namespace, task: str) -> int:
     progress = make_progress(args)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    cfg, model, arch_args = _config(task, args.preset)
+    aux = task == "certainty" and getattr(args, "likelihood_weight", 0.0) > 0
+    cfg, model, arch_args = _config(task, args.preset, aux)
     name = args.name or f"{spec['model']}-{args.preset}"
     print(f"{args.preset}: {n_parameters(model):,} parameters (published: {spec['published']:,})")
     train, val, trained_on, raters = training_slices(task, args, cfg.crop_size, progress)
@@ -252,11 +258,17 @@ def run(args: argparse.Namespace, task: str) -> int:
             x = torch.from_numpy(np.stack([sample(task, train[int(j)], cfg, rng, not args.no_augment)
                                            for j in picks])).to(dev)
             if resample:
-                y_np = is_low_certainty(simulate_raters(likelihood[picks], raters["sd"], rng).mean(1)).astype(np.int64)
+                score = simulate_raters(likelihood[picks], raters["sd"], rng).mean(1)
             else:
-                y_np = labels[picks].astype(np.int64)
+                score = np.array([train[int(j)].label_likelihood or 0.0 for j in picks])
+            y_np = is_low_certainty(score).astype(np.int64) if resample else labels[picks].astype(np.int64)
             y = torch.from_numpy(y_np).to(dev)
-            loss = F.cross_entropy(model(x), y, weight=weight_t)
+            if aux:
+                logits, lk = model.forward_with_likelihood(x)
+                target_lk = torch.from_numpy((score / 100.0).astype(np.float32)).to(dev)
+                loss = F.cross_entropy(logits, y, weight=weight_t) + args.likelihood_weight * F.mse_loss(lk, target_lk)
+            else:
+                loss = F.cross_entropy(model(x), y, weight=weight_t)
             opt.zero_grad()
             loss.backward()
             opt.step()
