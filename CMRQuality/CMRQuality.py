@@ -4,8 +4,8 @@ LGE certainty and LV slice level of short-axis LGE stacks: each slice classified
 LV / too apical, and each LV slice's probability that the presence or absence of LGE is equivocal,
 flagged at an operating threshold, with the stack's one-line verdict; optionally every LGE volume
 loaded into the scene is classified as it arrives. Also registers the SlicerCMR phantom study with
-the Sample Data module. Left-atrial 3-D LGE quality and the labelling tools are planned, not in
-this version.
+the Sample Data module. The labelling tools (visual-analogue scoring, multiple-image ranking) run
+from `cmr label` in this version; their panel section and left-atrial 3-D LGE quality are planned.
 
 This file holds the module's own panel section ("LGE certainty and slice level",
 ``Resources/UI/CMRQuality.ui``) and its handlers; the study section, device choice, status,
@@ -40,7 +40,8 @@ class CMRQuality(CMRScriptedModule):
         CMRScriptedModule.__init__(self, parent, _("CMR Quality"), _("""
 Methods: deep classification of the certainty of presence/absence of LGE per short-axis slice (EfficientNetV2) and
 LV slice-level classification (too basal / LV / too apical, ResNet), both with phantom-trained demonstration
-weights. Planned for this module (not in this version): multiple-image-ranking labelling tools and two-stage
+weights. Labelling tools (visual-analogue LGE-likelihood scoring and multiple-image ranking, several raters):
+`cmr label` in this version, the panel section is planned. Planned for this module (not in this version): two-stage
 left-atrial 3D LGE quality assessment.
 """))
 

@@ -49,15 +49,16 @@ def test_stress_help_is_its_record_panel_help():
                                                                    f"In this panel: {stress.title}."]
 
 
-def test_quality_help_is_the_sample_data_and_the_quality_records():
-    phantom, quality = for_panel("CMRQuality")
+def test_quality_help_is_the_labelling_sample_data_and_the_quality_records():
+    label, phantom, quality = for_panel("CMRQuality")
+    assert label.command == "label" and label.step is None and "cmr label create" in label.panel_help
     assert phantom.command == "phantom" and phantom.step is None and "Sample data" in phantom.panel_help
     assert quality.command == "quality" and "Watch for new LGE" in quality.panel_help
     text = help_text.help_html("CMRQuality")
-    assert phantom.panel_help in text and quality.panel_help in text
+    assert label.panel_help in text and phantom.panel_help in text and quality.panel_help in text
     assert "None of this module's processing steps is in this version yet" not in text
     planned = text.split("Planned for a later version")[1]
-    assert "left-atrial" in planned and "LGE certainty" not in planned
+    assert "left-atrial" in planned and "LGE certainty" not in planned and "ranking" not in planned
     assert help_text.PHANTOM_NOTE in text  # the classifiers' weights are phantom-trained
 
 

@@ -22,7 +22,6 @@ __all__ = ["Capability", "Step", "capabilities", "capability", "trainers", "arch
 #: this version" lines only. A planned capability is registered by landing its package; its
 #: entry here is then dropped (a test checks that no command is in both).
 PLANNED: dict[str, tuple[str, str]] = {
-    "labelling": ("visual-analogue LGE-likelihood scoring and multiple-image ranking", "CMRQuality"),
     "la-quality": ("left-atrial 3D LGE diagnostic-quality assessment", "CMRQuality"),
 }
 

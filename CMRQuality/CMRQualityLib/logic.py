@@ -3,8 +3,9 @@
 The LGE-certainty and LV slice-level processing (``cmr quality``; method cards
 docs/methods/lge-certainty.md, docs/methods/slice-level.md) has its adapter, worker arguments
 and scene watcher in :mod:`CMRQualityLib.quality`; this logic finds the inputs: LGE volumes (PSIR
-or magnitude) and cine series loaded by the study loader. Left-atrial LGE quality and the
-labelling tools are planned (``cmrlib.capabilities.PLANNED``; method card
+or magnitude) and cine series loaded by the study loader. The labelling tools' adapter (a
+`cmr label export` folder as a table) is :mod:`CMRQualityLib.labelling`; their panel section and
+left-atrial LGE quality are planned (``cmrlib.capabilities.PLANNED``; method card
 docs/methods/la-quality.md).
 """
 from __future__ import annotations
