@@ -132,7 +132,7 @@ def export(pool: Pool, stage: Path) -> dict[str, Any]:
             im = by_key[m["image"]]
             where = {"image": names[im.stack], "slice": im.slice}
             rows += [{**where, "score": round(s, 2), "rater": r} for r, s in scores[m["image"]].items()]
-            classes.append({**where, **m, "key": m["image"]})
+            classes.append({**m, **where, "key": m["image"]})
         (stage / SCORES_CSV).write_text(csv_text(["image", "slice", "score", "rater"], rows))
         (stage / CLASSES_CSV).write_text(csv_text(["image", "slice", "key", "mean_score", "raters", "class",
                                                     "class_derived"], classes))

@@ -135,7 +135,8 @@ class Pool:
         self.path = Path(path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the list of connections
+        self._write_lock = threading.Lock()
         if not self.path.exists():
             raise InputError(f"{self.path}: no such labelling pool (make one with `cmr label create`)")
         if not self.path.is_file():
@@ -186,8 +187,12 @@ class Pool:
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A connection for reads (one consistent snapshot inside the block)."""
+        """A connection for reads (one consistent snapshot inside the block; inside another
+        block of this thread, that block's transaction)."""
         db = self._connection()
+        if db.in_transaction:
+            yield db
+            return
         try:
             db.execute("BEGIN")
         except sqlite3.DatabaseError as exc:
@@ -206,19 +211,28 @@ class Pool:
         read inside the block stays true until the commit). Committed on success, rolled back on
         any error — an answer is either wholly on disk or not at all."""
         db = self._connection()
+        if db.in_transaction:
+            raise RuntimeError("a write transaction inside another transaction of the same thread")
+        # threads of this process queue here: SQLite's busy handler backs off (sleeps up to 100 ms)
+        # and lets a few busy writers starve the others; other processes wait in SQLite
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise self._error(sqlite3.OperationalError("database is locked"), True)
         try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise self._error(exc, True) from None
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.DatabaseError):
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
                 raise self._error(exc, True) from None
-            raise
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise self._error(exc, True) from None
+                raise
+        finally:
+            self._write_lock.release()
 
     def close(self) -> None:
         with self._lock:
@@ -336,11 +350,12 @@ class Pool:
 
     def maybe_backup(self) -> Path | None:
         """:meth:`backup` when the last one is older than ``BACKUP_EVERY_S`` and the pool holds
-        answers (called when a pool is opened and by long-running servers)."""
+        answers (called when a pool is opened and by long-running servers; a pool without answers
+        is made again from its sources)."""
         target = backup_path(self.path)
         if target.is_file() and time.time() - target.stat().st_mtime < BACKUP_EVERY_S:
             return None
-        if self.answer_count() == 0 and target.is_file():
+        if self.answer_count() == 0:
             return None
         try:
             return self.backup()
