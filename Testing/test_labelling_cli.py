@@ -116,7 +116,8 @@ def test_ranking_from_create_to_slice_levels_cmr_train_reads(tmp_path, capsys):
     code, out, _ = cmr(capsys, "label", "status", pool)
     assert "ranking done" in out and "cut points (set by hand): 3 too basal, 9 LV, 6 too apical" in out
     export = tmp_path / "export"
-    assert cmr(capsys, "label", "export", pool, "--out", export)[0] == 0
+    code, out, err = cmr(capsys, "label", "export", pool, "--out", export)
+    assert code == 0, err
     rows = read_csv(export / "slice_levels.csv")
     assert list(rows[0]) == ["image", "slice", "class", "rating"] and len(rows) == 18
     slices = user_slices(export, "slice-level", 32)  # what `cmr train slice-level --data` reads

@@ -123,6 +123,40 @@ def test_divergent_placements_move_more_and_raise_volatility():
     assert top.max() <= 3000.0 and top.min() >= 0.0
 
 
+def test_the_final_fit_uses_all_pairs_regardless_of_their_order():
+    from cmrlib.labelling.ranking import fit_ratings
+    rng = np.random.default_rng(2)
+    truth = rng.permutation(30)  # image i's true place, 0 = most basal
+    pairs = []
+    for _ in range(40):  # batches of 8 ordered by a rater who errs now and then
+        batch = rng.choice(30, 8, replace=False)
+        seen = truth[batch] + rng.normal(0, 1.5, 8)
+        ordered = batch[np.argsort(seen)]
+        pairs += [(int(ordered[a]), int(ordered[b])) for a in range(8) for b in range(a + 1, 8)]
+    fitted = fit_ratings(list(range(30)), pairs)
+    again = fit_ratings(list(range(30)), [pairs[k] for k in rng.permutation(len(pairs))])
+    assert all(fitted[i] == pytest.approx(again[i], abs=0.05) for i in range(30))  # order-free
+    assert stats.spearmanr([fitted[i] for i in range(30)], -truth).statistic > 0.95
+    assert np.mean(list(fitted.values())) == pytest.approx(1500.0, abs=1.0)
+    one_sided = fit_ratings([0, 1], [(0, 1)] * 500)  # always above: the prior keeps it on the scale
+    assert 1500 < one_sided[0] < 3000 and 0 < one_sided[1] < 1500
+    assert fit_ratings([0, 1, 2], []) == {0: 1500.0, 1: 1500.0, 2: 1500.0}
+
+
+def test_kappa_and_mcnemar():
+    from scipy.stats import binomtest
+
+    from cmrlib.metrics import cohen_kappa, mcnemar
+    assert cohen_kappa([0, 1, 2, 1, 1, 0], [0, 1, 2, 1, 0, 0], 3) == pytest.approx(17 / 23)
+    assert cohen_kappa([1, 1], [1, 1], 3) == 1.0
+    a = np.array([1] * 30 + [1] * 9 + [0] * 2 + [0] * 5, bool)
+    b = np.array([1] * 30 + [0] * 9 + [1] * 2 + [0] * 5, bool)
+    test = mcnemar(a, b)
+    assert (test.only_a, test.only_b) == (9, 2)
+    assert test.p == pytest.approx(binomtest(2, 11, 0.5).pvalue)
+    assert mcnemar(a, a).p == 1.0
+
+
 # ---- ranking: scheduling and submissions --------------------------------------------------------------
 def test_batches_prefer_unseen_then_volatile_and_resume(tmp_path):
     pool = make_pool(tmp_path, "rank", n_stacks=3, n_slices=8)  # 24 images: 3 batches per pass
@@ -137,11 +171,15 @@ def test_batches_prefer_unseen_then_volatile_and_resume(tmp_path):
     assert not set(second.images) & (set(first.images) | set(other.images))  # the unseen ones
     answer(pool, "alice", batch=second.batch, order=second.images)
     answer(pool, "bob", batch=other.batch, order=other.images)
-    # every image seen once: the next batch takes the most volatile
-    by_vol = sorted(pool.images(), key=lambda im: -im.volatility)
+    # every image seen once: the batch is built around the most volatile image, with the images
+    # nearest to it in rating (those the ratings cannot tell apart yet)
+    images = pool.images()
+    hottest = max(images, key=lambda im: im.volatility)
     third = next_task(pool, "alice")
-    chosen = {k: im for im in pool.images() for k in third.images if im.key == k}
-    assert min(im.volatility for im in chosen.values()) >= by_vol[7].volatility - 1e-12
+    assert hottest.key in third.images
+    distance = sorted(abs(im.rating - hottest.rating) for im in images if im.key != hottest.key)
+    chosen = [abs(im.rating - hottest.rating) for im in images if im.key in third.images and im.key != hottest.key]
+    assert max(chosen) <= distance[6] + 1e-9
 
 
 def test_an_open_batch_holds_its_images_only_for_a_while(tmp_path):
@@ -240,21 +278,24 @@ def test_boundary_questions_bisect_to_the_true_cuts(tmp_path):
 
 
 def test_cut_points_by_hand_stay_between_the_same_images(tmp_path):
-    pool = make_pool(tmp_path, "rank", n_stacks=2, n_slices=5)
+    pool = make_pool(tmp_path, "rank", raters=("alice",), n_stacks=2, n_slices=8)
     with pytest.raises(InputError, match="no cut points yet"):
         ranking.labels(pool)
-    with pool.writing() as db:
-        for k, im in enumerate(pool.images()):
-            db.execute("UPDATE images SET rating = ? WHERE id = ?", (2000.0 - 100 * k, im.id))
-    with pytest.raises(InputError, match="at most the 10 images"):
-        ranking.set_cut_points(pool, 6, 5)
+    with pytest.raises(InputError, match="ranks 2 and 3 have the same rating"):
+        ranking.set_cut_points(pool, 2, 3)  # nothing ranked yet: every image at 1500
+    levels = {im.key: im.slice + 0.1 * (im.stack == pool.images()[0].stack) for im in pool.images()}
+    run_raters(pool, [SimulatedRater("alice", level_sd=0.0)], levels, kinds=("rank",))
+    with pytest.raises(InputError, match="at most the 16 images"):
+        ranking.set_cut_points(pool, 10, 7)
     ranking.set_cut_points(pool, 2, 3)
     labels, cuts = ranking.labels(pool)
     assert cuts["source"] == "set by hand" and [c for _, _, c in labels] == \
-        ["too basal"] * 2 + ["LV"] * 5 + ["too apical"] * 3
-    assert next_task(pool, "alice").kind == "rank"  # ranking goes on; the cut is kept as ratings
+        ["too basal"] * 2 + ["LV"] * 11 + ["too apical"] * 3
+    ranked = [levels[im.key] for im, _, _ in labels]
+    assert stats.spearmanr(ranked, np.arange(16)).statistic > 0.95  # a perfect rater, 6 batches
+    assert next_task(pool, "alice").kind == "done"  # cut by hand: no boundary questions
     ranking.clear_cut_points(pool)
-    assert ranking.cut_points(pool) is None
+    assert ranking.cut_points(pool) is None and next_task(pool, "alice").kind == "classify"
 
 
 def test_one_at_a_time_classes_of_a_simulated_rater():

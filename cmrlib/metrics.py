@@ -2,8 +2,9 @@
 
 Dice overlap, end-point error of displacement fields, the intraclass correlation coefficient
 (form named, after McGraw & Wong 1996 / Shrout & Fleiss 1979), Bland–Altman limits of
-agreement, confusion-matrix statistics, the ROC AUC and the regression through the origin with
-Pearson's r. Plain numpy; no torch.
+agreement, confusion-matrix statistics, Cohen's κ, McNemar's exact test of two paired
+classifications, the ROC AUC and the regression through the origin with Pearson's r. Plain numpy;
+no torch.
 """
 from __future__ import annotations
 
@@ -112,6 +113,37 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -
     m = np.zeros((n_classes, n_classes), int)
     np.add.at(m, (t, p), 1)
     return m
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray, n_classes: int) -> float:
+    """Cohen's κ of two raters' integer labels ``0..n_classes-1`` (1 = perfect, 0 = chance)."""
+    m = confusion_matrix(a, b, n_classes).astype(float)
+    n = m.sum()
+    if n == 0:
+        raise ValueError("Cohen's kappa needs at least one pair of labels")
+    observed = np.trace(m) / n
+    chance = float((m.sum(axis=0) * m.sum(axis=1)).sum()) / n ** 2
+    return float((observed - chance) / (1.0 - chance)) if chance < 1.0 else 1.0
+
+
+@dataclass
+class McNemar:
+    only_a: int  # cases only method a got right
+    only_b: int  # cases only method b got right
+    p: float  # two-sided exact (binomial) p-value
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
+    """McNemar's exact test: do two methods, judged on the same cases (booleans: right or wrong),
+    differ? Only the discordant cases count; p = 2 · P(X ≤ min) for X ~ Binomial(discordant, ½)."""
+    from math import comb
+    a, b = np.asarray(correct_a, bool).ravel(), np.asarray(correct_b, bool).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"McNemar needs paired results; got {a.size} and {b.size}")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2.0 * sum(comb(n, i) for i in range(k + 1)) / 2.0 ** n) if n else 1.0
+    return McNemar(only_a, only_b, float(p))
 
 
 def roc_auc(truth: np.ndarray, score: np.ndarray) -> float:

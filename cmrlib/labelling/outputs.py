@@ -7,7 +7,7 @@
     lge_classes.csv    (scoring) image,slice,key,mean_score,raters,class,class_derived
     bland_altman.png   (scoring) inter-rater differences against means, bias and 95 % limits
     slice_levels.csv   (ranking) image,slice,class,rating
-    ranking.csv        (ranking) rank,image,slice,key,class,rating,views,volatility
+    ranking.csv        (ranking) rank,image,slice,key,class,rating,live_rating,views,volatility
     summary.json       mode, counts, agreement, thresholds or cut points, notes
 
 ``image`` is the NRRD's path relative to the folder and ``slice`` its slice index from 0 — the
@@ -15,6 +15,9 @@ columns of :mod:`cmrlib.quality.data` (``SCORES_CSV``, ``LEVELS_CSV``; the file 
 repeated here because capability packages do not import each other, and a test checks that
 they agree). ``class`` in ``lge_classes.csv`` is the card's 25 / 75 on the mean score (what the
 trainer applies), ``class_derived`` the pool's own thresholds from its inter-rater limits.
+``rating`` in the ranking files is the final ordering's fitted rating (0 very apical … 3000 very
+basal, clipped), ``live_rating`` the online rating that steered the batches
+(:mod:`cmrlib.labelling.ranking`).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import ranking, vas
-from .pool import MODE_NAMES, Pool
+from .pool import MODE_NAMES, RATING_MAX, RATING_MIN, Pool
 
 SCORES_CSV, LEVELS_CSV = "lge_scores.csv", "slice_levels.csv"
 CLASSES_CSV, RANKING_CSV = "lge_classes.csv", "ranking.csv"
@@ -156,12 +159,13 @@ def export(pool: Pool, stage: Path) -> dict[str, Any]:
         labelled, cuts = ranking.labels(pool)
         prog = ranking.progress(images, pool.target_views)
         names = _write_stacks(pool, {im.stack for im, _, _ in labelled}, stage)
-        levels = [{"image": names[im.stack], "slice": im.slice, "class": cls, "rating": round(im.rating, 1),
-                   "rank": k + 1, "key": im.key, "views": im.views, "volatility": round(im.volatility, 4)}
-                  for im, k, cls in labelled]
+        levels = [{"image": names[im.stack], "slice": im.slice, "class": cls,
+                   "rating": round(float(np.clip(im.fitted_rating, RATING_MIN, RATING_MAX)), 1),
+                   "live_rating": round(im.rating, 1), "rank": k + 1, "key": im.key, "views": im.views,
+                   "volatility": round(im.volatility, 4)} for im, k, cls in labelled]
         (stage / LEVELS_CSV).write_text(csv_text(["image", "slice", "class", "rating"], levels))
-        (stage / RANKING_CSV).write_text(csv_text(["rank", "image", "slice", "key", "class", "rating", "views",
-                                                    "volatility"], levels))
+        (stage / RANKING_CSV).write_text(csv_text(["rank", "image", "slice", "key", "class", "rating", "live_rating",
+                                                    "views", "volatility"], levels))
         files = [LEVELS_CSV, RANKING_CSV]
         if not prog["done"]:
             summary["notes"].append(f"ranking not done: {prog['images'] - prog['seen_enough']} image(s) seen fewer "

@@ -104,9 +104,10 @@ class PoolImage:
     subject: str
     slice: int  # index in the stack, from 0
     position: int  # place in the pool's shuffled order
-    rating: float
+    rating: float  # the live (Elo) rating that steers the batches
     volatility: float
     views: int
+    fitted_rating: float | None = None  # the final ordering's rating (ranking.ordering), when computed
 
 
 def backup_path(path: str | Path) -> Path:
