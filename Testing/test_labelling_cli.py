@@ -49,7 +49,7 @@ def test_scoring_from_create_to_a_folder_cmr_train_reads(tmp_path, capsys):
     code, out, err = cmr(capsys, "label", "create", pool, *files, "--mode", "vas", "--raters", "alice,bob", "--seed",
                          "3", "--key-file", keys)
     assert code == 0, err
-    assert out.startswith(f"{pool}: 12 images from 3 stacks (3 subjects), visual-analogue LGE-likelihood scoring")
+    assert out.startswith(f"{pool}: 12 images from 3 stack(s) (3 subject(s)), visual-analogue LGE-likelihood scoring")
     link = read_csv(keys)
     assert [r["source"] for r in link] == [str(f) for f in files] and all(r["subject"] and r["stack"] for r in link)
     code, out, _ = cmr(capsys, "label", "raters", pool, "--add", "carol", "--tokens")

@@ -72,6 +72,24 @@ def test_dicom_study_gives_its_short_axis_lge_and_names_what_was_left_out(study_
     assert all("cine" != f.kind for f in found)  # multi-frame series never
 
 
+def test_image_files_beside_dicom_are_not_read_and_label_maps_never(study_dir, tmp_path):
+    from cmrlib import Image
+    from cmrlib.io import write_image
+    rng = np.random.default_rng(0)
+    write_image(Image(rng.normal(0, 1, (3, 8, 8)), meta={"kind": "lge_psir"}), study_dir / "derived" / "map.nrrd")
+    found, notes = read_sources([study_dir])
+    assert [f.kind for f in found] == ["lge_psir"] and found[0].source == str(study_dir)
+    assert f"{study_dir}: 1 image file(s) beside its DICOM series not read (name them to include them)" in notes
+    files = tmp_path / "nrrd"
+    write_image(Image(rng.normal(0, 1, (3, 8, 8))), files / "a.nrrd")
+    write_image(Image(np.zeros((3, 8, 8), np.uint8), meta={"labels": {"1": "myocardium"}}), files / "a_labels.nrrd")
+    write_image(Image(np.zeros((3, 8, 8), np.uint8)), files / "b.seg.nrrd")
+    found, notes = read_sources([files])  # a folder of image files
+    assert [Path(f.source).name for f in found] == ["a.nrrd"]
+    assert sum("a label map, not an image" in n for n in notes) == 2
+    assert "1 image file(s) carry no DICOM classification: taken as short-axis stacks unchecked" in notes
+
+
 def test_a_folder_without_short_axis_lge_is_refused_with_what_it_holds(study_dir, tmp_path):
     import shutil
     only = tmp_path / "no_lge"

@@ -19,8 +19,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+
     from .io import DicomScan, SeriesInfo
     from .progress import ProgressCallback
+
+
+def task_parsers(parser: "argparse.ArgumentParser", dest: str) -> Callable[[str, str], "argparse.ArgumentParser"]:
+    """For a capability CLI with tasks (`cmr label create | status …`): a function ``task(name,
+    help)`` adding the task's parser to ``parser``. Every `cmr` option of the command (--quiet,
+    --device, …) is accepted after the task too: the tasks share the command parser's option
+    actions, as argparse's ``parents=`` does."""
+    sub = parser.add_subparsers(dest=dest, metavar="TASK", required=True)
+    shared = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+    def task(name: str, help_text: str) -> "argparse.ArgumentParser":
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        for action in shared:
+            p._add_action(action)
+        return p
+    return task
 
 
 def resolve(reference: str) -> Callable[..., Any]:

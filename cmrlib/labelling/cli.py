@@ -16,16 +16,8 @@ def _add_pool(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="label_command", metavar="TASK", required=True)
-    # every `cmr` command's own options (--quiet, ...) are accepted after the task too (as `cmr quality`)
-    shared = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-
-    def task(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        for action in shared:
-            p._add_action(action)
-        return p
-
+    from ..contract import task_parsers
+    task = task_parsers(parser, "label_command")
     p = task("create", "make a pool from DICOM folders or image files: every slice of each short-axis stack, "
                        "shuffled across subjects, anonymised")
     p.add_argument("pool", help="new SQLite file (an existing file is never overwritten)")
@@ -70,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = task("export", "write a training folder (images + lge_scores.csv or slice_levels.csv) for "
                        "`cmr train lge-certainty | slice-level --data`")
     _add_pool(p)
-    p.add_argument("--out", required=True, help="output folder (outside the pool's folder is not required)")
+    p.add_argument("--out", required=True, help="the training folder to write: images/, the CSV(s), summary.json")
     p = task("backup", "copy the pool to POOL.bak now (after an integrity check)")
     _add_pool(p)
 
@@ -120,7 +112,7 @@ def _create(args) -> int:
                      "stack": stack, "slices": f.stack.array.shape[0]} for f, (subject, stack) in zip(found, keys)]
             write_text_atomic(args.key_file, csv_text(list(rows[0]), rows))
         n = len(pool.images())
-        print(f"{pool_path}: {n} images from {len(found)} stacks ({len({k[0] for k in keys})} subjects), "
+        print(f"{pool_path}: {n} images from {len(found)} stack(s) ({len({k[0] for k in keys})} subject(s)), "
               f"{MODE_NAMES[args.mode]} (mode {args.mode}); raters: {', '.join(raters) or 'none yet'}")
     for note in notes:
         print(f"  {note}")

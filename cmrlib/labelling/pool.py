@@ -186,6 +186,12 @@ class Pool:
                 f": copy it over the pool to resume" if bak.is_file() else "; no backup exists")
         return InputError(f"{self.path} is corrupt or unreadable ({text}); nothing was changed{hint}")
 
+    def _begin(self, db: sqlite3.Connection, statement: str, writing: bool) -> None:
+        try:
+            db.execute(statement)
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc, writing) from None
+
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """A connection for reads (one consistent snapshot inside the block; inside another
@@ -194,10 +200,7 @@ class Pool:
         if db.in_transaction:
             yield db
             return
-        try:
-            db.execute("BEGIN")
-        except sqlite3.DatabaseError as exc:
-            raise self._error(exc, False) from None
+        self._begin(db, "BEGIN", False)
         try:
             yield db
         except sqlite3.DatabaseError as exc:
@@ -219,10 +222,7 @@ class Pool:
         if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_S):
             raise self._error(sqlite3.OperationalError("database is locked"), True)
         try:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as exc:
-                raise self._error(exc, True) from None
+            self._begin(db, "BEGIN IMMEDIATE", True)
             try:
                 yield db
                 db.execute("COMMIT")

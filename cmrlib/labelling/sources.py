@@ -5,7 +5,10 @@ LGE series are taken (per study PSIR, else magnitude — the same acquisition tw
 slice in the pool twice); series of other kinds are left out with a warning naming them and their
 kind (``SeriesInfo.kind``) — or, with ``any_kind``, taken with that warning — and multi-frame
 series (cine, IRW) are always left out. An image file (NRRD / NIfTI / MHA) is one stack; its
-header's kind is checked the same way, and a file without one is taken with a note.
+header's kind is checked the same way, and a file without one is taken with a note; label maps
+(a label table in the header, ``.seg.nrrd``) are left out. A folder with DICOM gives its DICOM
+series only (image files beside them — masks, maps, exports — are named in a note); a folder
+without DICOM gives its image files.
 
 Only pixels, geometry, the kind and a grouping of stacks by patient reach the pool; the patient
 ID used for that grouping, descriptions and paths stay in :class:`SourceStack` for the caller's
@@ -44,6 +47,9 @@ def _kind_text(kind: str | None) -> str:
 def _from_image(path: Path, any_kind: bool, notes: list[str]) -> SourceStack | None:
     from ..io import read_image
     img = read_image(path)
+    if "labels" in img.meta or path.name.lower().endswith(".seg.nrrd"):
+        notes.append(f"left out {path}: a label map, not an image")
+        return None
     if img.is_sequence:
         notes.append(f"left out {path}: a multi-frame image (a pool holds single-frame short-axis stacks)")
         return None
@@ -115,14 +121,18 @@ def read_sources(paths: Sequence[str | Path], *, any_kind: bool = False,
             found += [stack] if stack else []
             continue
         files = sorted(q for q in path.rglob("*") if q.is_file() and q.name.lower().endswith(SUFFIXES))
-        for f in files:
-            stack = _from_image(f, any_kind, notes)
-            found += [stack] if stack else []
         try:
             found += _from_dicom(path, any_kind, notes, progress)
         except DicomError:
-            if not files:  # a folder of image files needs no DICOM besides them
+            if not files:
                 raise
+            for f in files:  # a folder of image files
+                stack = _from_image(f, any_kind, notes)
+                found += [stack] if stack else []
+        else:
+            if files:  # beside DICOM, image files are derived ones (masks, maps, exports) more often than not
+                notes.append(f"{path}: {len(files)} image file(s) beside its DICOM series not read (name them to "
+                             "include them)")
     report(progress, "reading inputs", len(paths), len(paths), "done")
     if not found:
         left = [n for n in notes if n.startswith("left out")]
