@@ -96,7 +96,9 @@ def test_ranking_from_create_to_slice_levels_cmr_train_reads(tmp_path, capsys):
     from cmrlib.quality.data import user_slices
     files = stack_files(tmp_path / "in", n_stacks=3, n_slices=6)
     pool = tmp_path / "rank.sqlite"
-    assert cmr(capsys, "label", "create", pool, tmp_path / "in", "--mode", "rank", "--raters", "r1", "--seed", "1")[0] == 0
+    code, _, err = cmr(capsys, "label", "create", pool, tmp_path / "in", "--mode", "rank", "--raters", "r1",
+                       "--seed", 1)
+    assert code == 0, err
     from cmrlib.labelling.pool import Pool
     with Pool(pool) as p:  # truth: the slice index, from 0 (most basal) to 5
         levels = {im.key: im.slice / 5.0 for im in p.images()}

@@ -264,23 +264,37 @@ def test_four_threads_rank_one_pool_without_a_lost_or_doubled_answer(tmp_path):
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n, i)) for i, n in enumerate(names)]
+    run_in_threads(work, names)
+    assert not errors, errors
+    assert len(answered) == len({b for _, b in answered})
+    assert_every_batch_counted(pool, [b for _, b in answered])
+    assert {n for n, _ in answered} == set(names)  # everyone got work
+
+
+def run_in_threads(work, names, timeout_s: float = 120.0) -> None:
+    """``work(name, k)`` for every rater name at once, each in its own thread."""
+    threads = [threading.Thread(target=work, args=(n, k)) for k, n in enumerate(names)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
-    assert not errors, errors
-    assert len(answered) == len(set(answered)) and len({b for _, b in answered}) == len(answered)
+        t.join(timeout_s)
+
+
+def assert_every_batch_counted(pool: Pool, acknowledged: list[int]) -> None:
+    """Each acknowledged batch submitted once with its 8 placements, none open, every image seen
+    ≥ 3 times, and the stored ratings those replayed from the placements in commit order (no
+    update was lost)."""
     images = pool.images()
-    assert min(im.views for im in images) >= 3
     with pool.reading() as db:
+        submitted = [r[0] for r in db.execute("SELECT id FROM batches WHERE submitted IS NOT NULL")]
         placements = db.execute("SELECT COUNT(*) FROM placements").fetchone()[0]
         open_batches = db.execute("SELECT COUNT(*) FROM batches WHERE submitted IS NULL").fetchone()[0]
-    assert placements == sum(im.views for im in images) == 8 * len(answered) and open_batches == 0
+    assert sorted(submitted) == sorted(acknowledged) and open_batches == 0
+    assert placements == sum(im.views for im in images) == 8 * len(acknowledged)
+    assert min(im.views for im in images) >= 3
     replayed = ranking.replay_ratings(pool)
     for im in images:
         assert replayed[im.key][0] == pytest.approx(im.rating) and replayed[im.key][2] == im.views
-    assert {n for n, _ in answered} == set(names)  # everyone got work
 
 
 SCORER = """

@@ -1,8 +1,8 @@
-"""`cmr label create | raters | status | next | answer | cut | export | backup`: labelling pools.
+"""`cmr label create | raters | status | next | answer | cut | export | backup | serve`: labelling pools.
 
 Arguments and wiring only: the pool is :mod:`cmrlib.labelling.pool`, the inputs
 :mod:`.sources`, the rater's loop :mod:`.tasks` (scoring :mod:`.vas`, ranking :mod:`.ranking`),
-the export :mod:`.outputs`.
+the export :mod:`.outputs`, the web page :mod:`.web`.
 """
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="the training folder to write: images/, the CSV(s), summary.json")
     p = task("backup", "copy the pool to POOL.bak now (after an integrity check)")
     _add_pool(p)
+    p = task("serve", "serve the labelling page (slider, 8-tile ranking) to raters' browsers")
+    _add_pool(p)
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only); any other address serves other "
+                        "machines and needs each rater's access token")
+    p.add_argument("--tokens", action="store_true", help="need the raters' tokens on 127.0.0.1 too")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
 
 
 # ---- printing -----------------------------------------------------------------------------------
@@ -162,6 +170,15 @@ def run(args: argparse.Namespace) -> int:
             cut = ranking.set_cut_points(pool, args.basal, args.apical)
             print(f"{pool.path}: {cut['n_basal']} too basal (rating > {cut['basal_rating']:.1f}), "
                   f"{cut['n_apical']} too apical (rating < {cut['apical_rating']:.1f})")
+            return 0
+        if args.label_command == "serve":
+            from .web import serve
+            if not 0 <= args.port <= 65535:
+                raise InputError(f"--port must be 0–65535; got {args.port}")
+            try:
+                serve(pool, args.host, args.port, require_tokens=args.tokens, max_seconds=args.max_seconds)
+            except OSError as exc:
+                raise InputError(f"cannot serve on {args.host}:{args.port} ({exc.strerror or exc})") from None
             return 0
         if args.label_command == "backup":
             print(f"{pool.path} -> {pool.backup()}")

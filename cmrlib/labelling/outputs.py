@@ -53,15 +53,22 @@ def csv_text(header: list[str], rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_png(pool: Pool, key: str, path: Path) -> Path:
-    """Image ``key`` as a greyscale PNG (window: the 1st–99.5th percentile), for a headless rater."""
+def png_bytes(pool: Pool, key: str) -> bytes:
+    """Image ``key`` as a greyscale PNG (window: the 1st–99.5th percentile; the viewer adjusts it)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     pixels, _ = pool.pixels(key)
     lo, hi = np.percentile(pixels, [1.0, 99.5])
-    plt.imsave(path, pixels, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1.0)
-    return path
+    buf = io.BytesIO()
+    plt.imsave(buf, pixels, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1.0, format="png")
+    return buf.getvalue()
+
+
+def write_png(pool: Pool, key: str, path: Path) -> Path:
+    """Image ``key`` as a PNG file, for a rater without a viewer (`cmr label next --png`)."""
+    Path(path).write_bytes(png_bytes(pool, key))
+    return Path(path)
 
 
 def write_bland_altman(pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], agreement: dict[str, Any],

@@ -182,8 +182,9 @@ class Pool:
             what = "the answer was not saved; submit it again" if writing else "try again"
             return InputError(f"{self.path} is locked by another program (waited {BUSY_TIMEOUT_S:g} s); {what}")
         bak = backup_path(self.path)
-        hint = (f"; the last good copy is {bak} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(bak.stat().st_mtime))})"
-                f": copy it over the pool to resume" if bak.is_file() else "; no backup exists")
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(bak.stat().st_mtime)) if bak.is_file() else ""
+        hint = (f"; the last good copy is {bak} ({when}): copy it over the pool to resume" if when
+                else "; no backup exists")
         return InputError(f"{self.path} is corrupt or unreadable ({text}); nothing was changed{hint}")
 
     def _begin(self, db: sqlite3.Connection, statement: str, writing: bool) -> None:
@@ -234,6 +235,16 @@ class Pool:
                 raise
         finally:
             self._write_lock.release()
+
+    def release(self) -> None:
+        """Close this thread's connection (a server's request threads end; their connections must not pile up)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            with self._lock:
+                if db in self._connections:
+                    self._connections.remove(db)
+            db.close()
+            self._local.db = None
 
     def close(self) -> None:
         with self._lock:
@@ -305,7 +316,8 @@ class Pool:
                     k += 1
                 keys.append((subject, stack_key))
             for name in names:
-                db.execute("INSERT INTO raters (name, token, created) VALUES (?, ?, ?)", (name, _token(16), time.time()))
+                db.execute("INSERT INTO raters (name, token, created) VALUES (?, ?, ?)",
+                           (name, _token(16), time.time()))
             db.execute("COMMIT")
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             db.close()

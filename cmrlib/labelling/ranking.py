@@ -182,7 +182,8 @@ def submit_batch(pool: Pool, rater: str, batch_id: int, order: Sequence[str], *,
     order = [str(k).strip() for k in order]
     with pool.writing() as db:
         rid = pool.rater_id(db, rater)
-        row = db.execute("SELECT id, rater_id, images, submitted FROM batches WHERE id = ?", (int(batch_id),)).fetchone()
+        row = db.execute("SELECT id, rater_id, images, submitted FROM batches WHERE id = ?",
+                         (int(batch_id),)).fetchone()
         if row is None:
             raise InputError(f"{pool.path} has no batch {batch_id}; ask for one with `cmr label next`")
         batch_ids = json.loads(row[2])
@@ -303,7 +304,8 @@ def pair_agreement(pool: Pool) -> dict[str, Any]:
     rank = {im.id: k for k, im in enumerate(ordering(pool))}
     with pool.reading() as db:
         rows = db.execute("SELECT r.name, p.batch_id, p.image_id, p.place FROM placements p JOIN batches b ON "
-                          "b.id = p.batch_id JOIN raters r ON r.id = b.rater_id ORDER BY p.batch_id, p.place").fetchall()
+                          "b.id = p.batch_id JOIN raters r ON r.id = b.rater_id "
+                          "ORDER BY p.batch_id, p.place").fetchall()
     per: dict[str, list[int]] = {}
     batches: dict[int, tuple[str, list[int]]] = {}
     for name, b, i, _ in rows:

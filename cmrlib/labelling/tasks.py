@@ -57,8 +57,9 @@ def next_task(pool: Pool, rater: str) -> Task:
         return Task("done", rater, message="the pool has no images")
     cuts = ranking.cut_points(pool)
     how = "set by hand" if cuts and cuts["source"] == "set by hand" else "settled"
-    return Task("done", rater, message=f"ranking done (every image seen ≥ {pool.target_views} times); cut points {how}"
-                if cuts else "ranking done; no cut-point question is left for this rater")
+    done = f"ranking done (every image seen ≥ {pool.target_views} times)"
+    return Task("done", rater, message=f"{done}; cut points {how}" if cuts
+                else f"{done}; no cut-point question is left for this rater")
 
 
 def answer(pool: Pool, rater: str, *, image: str | None = None, score: Any = None, batch: int | None = None,
