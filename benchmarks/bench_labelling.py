@@ -23,7 +23,11 @@ score them with :func:`cmrlib.quality.data.simulate_raters` at the noise
 engine's agreement gives the limits and the derived class thresholds (published: limits about
 ±25–28, thresholds 25 / 75).
 
-Environment: CMR_BENCH_SUBJECTS (stacks; default 30).
+**Load**: four simulated raters answer one pool at the same time through `cmr label serve`'s HTTP
+API on 127.0.0.1 (next task, its images, the answer) for a bounded time; every acknowledged answer
+must be in the pool once, and the response times are reported.
+
+Environment: CMR_BENCH_SUBJECTS (stacks; default 30), CMR_BENCH_LOAD_SECONDS (per mode; default 20).
 """
 from __future__ import annotations
 
@@ -190,6 +194,77 @@ def vas_session(stacks: list[dict], folder: Path) -> list[dict]:
     return rows
 
 
+def load_session(stacks: list[dict], mode: str, seconds: float, folder: Path) -> dict:
+    """Four raters through the web server for ``seconds`` (module docstring)."""
+    import http.client
+    import json
+    import threading
+
+    from cmrlib.labelling.web import LabellingServer
+    names = [f"rater {k}" for k in range(1, 5)]
+    pool, keys = Pool.create(folder / f"load_{mode}.sqlite", [_stack(s["image"], s["image"].array, s["seed"])
+                                                              for s in stacks], mode, raters=names, seed=3)
+    by_stack = {stack: s for s, (_, stack) in zip(stacks, keys)}
+    truth = {im.key: by_stack[im.stack]["levels"][im.slice] for im in pool.images()}
+    server = LabellingServer(pool, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = server.server_address[1]
+    latency: list[float] = []
+    acknowledged: list[tuple] = []
+    errors: list[str] = []
+    stop = time.perf_counter() + seconds
+
+    def request(method: str, path: str, rater: str, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        t0 = time.perf_counter()
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers={"X-Rater": rater, "Content-Type": "application/json"})
+        reply = conn.getresponse()
+        data = reply.read()
+        latency.append(time.perf_counter() - t0)
+        conn.close()
+        if reply.status != 200:
+            errors.append(f"{reply.status} {data[:200]!r}")
+            return None
+        return json.loads(data) if reply.getheader("Content-Type") == "application/json" else data
+
+    def work(name: str, k: int) -> None:
+        rater = SimulatedRater(name, level_sd=0.05, seed=k)
+        rng = np.random.default_rng(k)
+        while time.perf_counter() < stop:
+            task = request("GET", "/api/next", name)
+            if task is None or task["kind"] not in ("score", "rank"):
+                return
+            for key in task["images"]:
+                request("GET", f"/api/image/{key}.png", name)
+            body = ({"image": task["images"][0], "score": round(float(rng.uniform(0, 100)), 1)}
+                    if task["kind"] == "score" else {"batch": task["batch"], "order": rater.order(task["images"], truth)})
+            result = request("POST", "/api/answer", name, body)
+            if result is None:
+                return
+            acknowledged.append((name, task["batch"] if task["kind"] == "rank" else task["images"][0]))
+
+    threads = [threading.Thread(target=work, args=(n, k)) for k, n in enumerate(names)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    wall = time.perf_counter() - t0
+    server.shutdown()
+    server.server_close()
+    with pool.reading() as db:
+        stored = db.execute("SELECT COUNT(*) FROM scores" if mode == "vas" else
+                            "SELECT COUNT(*) FROM batches WHERE submitted IS NOT NULL").fetchone()[0]
+    pool.close()
+    ms = 1000 * np.array(latency)
+    return {"mode": mode, "raters": len(names), "seconds": round(wall, 1), "requests": len(latency),
+            "answers acknowledged": len(acknowledged), "answers in the pool": stored,
+            "lost or doubled": abs(stored - len(acknowledged)) + len(acknowledged) - len(set(acknowledged)),
+            "errors": len(errors), "ms p50": round(float(np.median(ms)), 1),
+            "ms p95": round(float(np.percentile(ms, 95)), 1)}
+
+
 def run():
     n = int(os.environ.get("CMR_BENCH_SUBJECTS", "30"))
     stacks = phantom_stacks(n)
@@ -203,3 +278,7 @@ def run():
             {"noise σ": sd, **row} for sd, s in zip(NOISE_LEVELS, sessions) for row in s["speed"]]
         yield "Visual-analogue scoring: thresholds from the inter-rater limits (raters at the published ρ 0.82)", \
             vas_session(stacks, Path(tmp))
+        seconds = float(os.environ.get("CMR_BENCH_LOAD_SECONDS", "20"))
+        yield (f"Load: 4 simulated raters at once through `cmr label serve` on 127.0.0.1 (bounded: {seconds:g} s "
+               "per mode; each answer is next task + its images as PNG + the answer)"), \
+            [load_session(stacks, mode, seconds, Path(tmp)) for mode in ("vas", "rank")]

@@ -6,6 +6,7 @@ visual-analogue LGE-likelihood scoring with inter-rater agreement and thresholds
 (:mod:`.vas`, card docs/methods/lge-certainty.md) and multiple-image ranking with ratings,
 volatility, scheduling and cut points (:mod:`.ranking`, card docs/methods/slice-level.md). Every
 front end runs a rater through :mod:`.tasks` (``next_task`` / ``answer``); :mod:`.outputs` exports
-the folder `cmr train lge-certainty | slice-level --data` reads; :mod:`.simulate` has raters
-with known bias and noise for tests and the benchmark.
+the folder `cmr train lge-certainty | slice-level --data` reads; :mod:`.web` (with the page
+:mod:`.page`) serves both tools to browsers; :mod:`.simulate` has raters with known bias and
+noise for tests and the benchmark.
 """

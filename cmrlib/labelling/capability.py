@@ -13,6 +13,7 @@ CAPABILITY = Capability(
     panel_help=("<b>Labelling</b>: not in the panel yet — make a pool of anonymised short-axis slices with "
                 "`cmr label create POOL.sqlite DIR… --mode vas|rank`; raters answer with `cmr label next` / "
                 "`answer` (visual-analogue LGE likelihood 0–100, or batches of 8 ordered basal → apical); "
+                "`cmr label serve` puts the slider and the 8-tile ranking in the raters' browsers; "
                 "`cmr label status` shows coverage and agreement; `cmr label export` writes the folder "
                 "`cmr train lge-certainty | slice-level --data` reads."),
     outputs=(
