@@ -140,6 +140,26 @@ def test_create_never_overwrites_and_refuses_nothing_to_label(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vas.sqlite"]  # no partial file left
 
 
+def test_creation_without_hard_links_and_in_an_unwritable_folder(tmp_path, monkeypatch):
+    import os
+
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    pool, _ = Pool.create(tmp_path / "p.sqlite", make_stacks(), "vas", raters=["a"])
+    assert len(pool.images()) == 12
+    pool.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.sqlite"]  # no partial file left
+
+    def unwritable(*args, **kwargs):  # what SQLite says in a folder this account cannot write
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(pool_module.sqlite3, "connect", unwritable)
+    with pytest.raises(InputError, match=r"cannot write the pool .*q\.sqlite \(unable to open database file\)"):
+        Pool.create(tmp_path / "q.sqlite", make_stacks(), "vas")
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "not an SQLite database"),
     (b"image,slice,score\n", "not an SQLite database"),
@@ -220,6 +240,8 @@ def test_a_locked_pool_says_so_and_the_answer_is_saved_when_resubmitted(tmp_path
     other.close()
     assert vas.submit_score(pool, "alice", key, 55.0)["score"] == 55.0
     assert vas.latest_scores(pool) == {key: {"alice": 55.0}}
+    readonly = pool._error(sqlite3.OperationalError("attempt to write a readonly database"), True)
+    assert "is read-only here; nothing was changed" in str(readonly)  # not "corrupt"
 
 
 def test_unknown_raters_and_bad_names_are_refused(tmp_path):

@@ -178,6 +178,9 @@ class Pool:
 
     def _error(self, exc: sqlite3.Error, writing: bool) -> InputError:
         text = str(exc)
+        if "readonly" in text:
+            return InputError(f"{self.path} is read-only here; nothing was changed (answers need a pool this account "
+                              "can write)")
         if "locked" in text or "busy" in text:
             what = "the answer was not saved; submit it again" if writing else "try again"
             return InputError(f"{self.path} is locked by another program (waited {BUSY_TIMEOUT_S:g} s); {what}")
@@ -287,9 +290,12 @@ class Pool:
         seed = secrets.randbits(31) if seed is None else int(seed)
         rng = np.random.default_rng(seed)
         tmp = path.with_name(f".{path.name}.partial-{_token(4)}")
-        db = sqlite3.connect(tmp, isolation_level=None)
         try:
+            db = sqlite3.connect(tmp, isolation_level=None)
             db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as exc:
+            raise InputError(f"cannot write the pool {path} ({exc})") from None
+        try:
             db.executescript(SCHEMA)
             db.execute("BEGIN")
             meta = {"format": FORMAT, "mode": mode, "seed": seed, "batch_size": batch_size,
@@ -325,6 +331,10 @@ class Pool:
                 os.link(tmp, path)
             except FileExistsError:
                 raise InputError(f"{path} exists: a pool is never overwritten; choose another file name") from None
+            except OSError:  # a file system without hard links: checked, then renamed
+                if path.exists():
+                    raise InputError(f"{path} exists: a pool is never overwritten; choose another file name") from None
+                os.replace(tmp, path)
             os.chmod(path, 0o666 & ~_umask())
         finally:
             db.close()
