@@ -188,7 +188,9 @@ def test_watch_command_logs_a_verdict_with_its_latency(installed, lge_study, tmp
                  "--max-seconds", "60", "--log", str(log), "--quiet"]) == 0
     entry = json.loads(log.read_text().splitlines()[0])
     assert entry["series"] == "LGE PSIR SAX" and entry["n_files"] == 6 and 0 < entry["latency_s"] < 60
-    assert "LGE PSIR SAX" in capsys.readouterr().out
+    assert [m["name"] for m in entry["models"]] == ["slice-level-compact", "lge-certainty-compact"]
+    printed = capsys.readouterr().out
+    assert "LGE PSIR SAX" in printed and "lge-certainty-compact 1.0:" in printed
 
 
 def test_watch_refuses_a_missing_folder(tmp_path, capsys):

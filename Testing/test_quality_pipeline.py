@@ -247,3 +247,16 @@ def test_baselines_fit_what_they_can_see():
               for i in range(5)]
     a, b = position_cut_points(stacks)
     assert 0.0 < a <= 1 / 9 + 1e-9 and 8 / 9 - 1e-9 <= b < 1.0  # first and last slice cut off
+
+
+def test_an_unreadable_slice_level_is_reported():
+    from cmrlib.quality.pipeline import LEVEL_CONFIDENCE, classify_stack
+
+    class _Unsure(nn.Module):
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 3)  # one third each
+
+    nets = {"slice-level": (_Unsure(), _entry("unsure")), "certainty": _networks()["certainty"]}
+    res = classify_stack(_stack(), networks=nets)
+    assert LEVEL_CONFIDENCE > 1 / 3
+    assert any("slice level uncertain on slice(s) 1, 2, 3, 4, 5" in n for n in res.notes)

@@ -52,7 +52,7 @@ def write_montage(result, path: Path) -> str:
     n = len(shown)
     ncol = min(n, 6)
     nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(2.5 * ncol, 2.8 * nrow + 0.5), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.5 * ncol, 3.1 * nrow + 0.6), squeeze=False)
     fig.patch.set_facecolor("black")
     for ax in axes.ravel():
         ax.axis("off")

@@ -34,6 +34,9 @@ WRONG_KINDS = {
     "la_lge": "3-D left-atrial LGE (not short-axis slices)",
 }
 UNUSUAL_ASPECT = 1.6  # rows / columns beyond this (or its inverse) are distorted by the square resize
+#: below this highest class probability the slice level is reported as uncertain (an image the
+#: network cannot read: on phantom slices it is rare, on a disk or stripes it fires)
+LEVEL_CONFIDENCE = 0.6
 
 
 def check_series_kind(kind: str | None, reason: str, description: str, force: bool = False) -> list[str]:
@@ -209,6 +212,10 @@ def classify_stack(image, *, tasks: tuple[str, ...] = TASKS, threshold: float | 
             for s, row in zip(out, p):
                 s.slice_class = SLICE_CLASSES[int(row.argmax())]
                 s.probabilities = {c: round(float(v), 4) for c, v in zip(SLICE_CLASSES, row)}
+            unsure = [s.index + 1 for s, row in zip(out, p) if row.max() < LEVEL_CONFIDENCE]
+            if unsure:
+                notes.append(f"slice level uncertain on slice(s) {', '.join(map(str, unsure))} (highest class "
+                             f"probability < {LEVEL_CONFIDENCE}): check that they are short-axis LGE of the heart")
             models.append(_model_record(entry))
         elif "certainty" in tasks and not all_slices:
             notes.append("no slice-level model: every slice assessed for LGE certainty, including any beyond the "

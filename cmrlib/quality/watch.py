@@ -43,6 +43,7 @@ class Verdict:
     updated: bool = False  # the series had been classified with fewer files
     skipped: str = ""  # why a non-LGE series was not classified
     notes: list[str] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)  # name, version, notice ("phantom-trained …")
 
     def line(self) -> str:
         if self.skipped:
@@ -167,7 +168,8 @@ class SeriesWatcher:
                 write_result(result, stage)
             out = str(folder)
         return Verdict(series.description, series.series_uid, series.kind, n_files, result.sentence, result.flagged,
-                       result.non_lv, self.clock() - last_mtime, result.seconds, out, updated, notes=result.notes)
+                       result.non_lv, self.clock() - last_mtime, result.seconds, out, updated, notes=result.notes,
+                       models=result.models)
 
 
 def watch(folder: str | Path, *, settle_s: float = 2.0, interval_s: float = 0.5, out: str | Path | None = None,
@@ -182,10 +184,15 @@ def watch(folder: str | Path, *, settle_s: float = 2.0, interval_s: float = 0.5,
     start = time.time()
     verdicts: list[Verdict] = []
     echo(f"watching {folder} (new files settle for {settle_s:g} s; Ctrl-C stops)")
+    told: set[str] = set()
     try:
         while True:
             for v in watcher.poll():
                 verdicts.append(v)
+                for m in v.models:  # once per model: what the verdicts rest on
+                    if m["name"] not in told:
+                        told.add(m["name"])
+                        echo(f"  {m['name']} {m['version']}: {m['notice']}")
                 echo(v.line())
                 if log_path is not None:
                     with log_path.open("a") as fh:
