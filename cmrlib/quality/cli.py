@@ -35,17 +35,8 @@ def _common(p: argparse.ArgumentParser, certainty: bool) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="quality_command", metavar="TASK", required=True)
-    # every `cmr` command's own options (--quiet, --device, ...) are accepted after the task too:
-    # the tasks share the command parser's option actions (argparse's parents= does the same)
-    shared = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-
-    def task(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        for action in shared:
-            p._add_action(action)
-        return p
-
+    from ..contract import task_parsers
+    task = task_parsers(parser, "quality_command")
     _common(task("certainty", "probability of low LGE certainty per LV slice and the flag (slice level first)"), True)
     _common(task("slice-level", "too basal / LV / too apical per slice"), False)
     w = task("watch", "classify each new LGE series arriving in a folder (scanner side)")
