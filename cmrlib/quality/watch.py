@@ -172,6 +172,18 @@ class SeriesWatcher:
                        models=result.models)
 
 
+def preload_networks(device=None) -> dict:
+    """The installed slice-level and certainty networks as :func:`classify_stack` takes them."""
+    import torch
+
+    from ..device import pick_device
+    from ..models.zoo import load_installed
+    from .pipeline import CERTAINTY_MODEL, SLICE_LEVEL_MODEL
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    return {"slice-level": load_installed(SLICE_LEVEL_MODEL, dev, "slice-level"),
+            "certainty": load_installed(CERTAINTY_MODEL, dev, "lge-certainty")}
+
+
 def watch(folder: str | Path, *, settle_s: float = 2.0, interval_s: float = 0.5, out: str | Path | None = None,
           log: str | Path | None = None, threshold: float | None = None, max_seconds: float | None = None,
           max_verdicts: int | None = None, device=None, echo: Callable[[str], None] = print) -> list[Verdict]:
@@ -179,7 +191,10 @@ def watch(folder: str | Path, *, settle_s: float = 2.0, interval_s: float = 0.5,
     from ..atomic import check_output_folder
     if out is not None:
         check_output_folder(folder, out)
+    # the networks are loaded before the first series arrives: a verdict then costs the settle
+    # time and the classification, not torch's start-up and the weights' checksum
     watcher = SeriesWatcher(folder, settle_s=settle_s, out=out, threshold=threshold, device=device)
+    watcher.networks = preload_networks(device)
     log_path = Path(log) if log else None
     start = time.time()
     verdicts: list[Verdict] = []
