@@ -44,7 +44,9 @@ def _watch_latency(settle_s: float) -> dict:
                                  str(settle_s), "--interval", "0.2", "--max-verdicts", "1", "--max-seconds", "120",
                                  "--log", str(log), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        time.sleep(4.0)  # the watcher started (imports) before the scanner sends
+        ready = proc.stdout.readline()  # "watching …": the watcher has loaded its networks
+        if not ready.startswith("watching"):
+            return {"settle s": settle_s, "error": (ready + proc.communicate(timeout=60)[1])[-300:]}
         files = sorted(src.iterdir())
         for f in files:
             tmp_name = inbox / (f.name + ".part")

@@ -186,9 +186,12 @@ def preload_networks(device=None) -> dict:
 
 def watch(folder: str | Path, *, settle_s: float = 2.0, interval_s: float = 0.5, out: str | Path | None = None,
           log: str | Path | None = None, threshold: float | None = None, max_seconds: float | None = None,
-          max_verdicts: int | None = None, device=None, echo: Callable[[str], None] = print) -> list[Verdict]:
+          max_verdicts: int | None = None, device=None, echo: Callable[[str], None] | None = None) -> list[Verdict]:
     """Poll ``folder`` until interrupted (Ctrl-C), ``max_seconds`` or ``max_verdicts``; returns the verdicts."""
     from ..atomic import check_output_folder
+    if echo is None:
+        def echo(line: str) -> None:  # flushed: a verdict must reach a pipe or a log viewer at once
+            print(line, flush=True)
     if out is not None:
         check_output_folder(folder, out)
     # the networks are loaded before the first series arrives: a verdict then costs the settle
@@ -198,7 +201,7 @@ def watch(folder: str | Path, *, settle_s: float = 2.0, interval_s: float = 0.5,
     log_path = Path(log) if log else None
     start = time.time()
     verdicts: list[Verdict] = []
-    echo(f"watching {folder} (new files settle for {settle_s:g} s; Ctrl-C stops)")
+    echo(f"watching {folder} (new files settle for {settle_s:g} s; Ctrl-C stops)")  # ready: networks loaded
     told: set[str] = set()
     try:
         while True:
