@@ -1,7 +1,7 @@
 """`cmr label serve`: the page and its JSON API against a server on 127.0.0.1 in a thread — scoring,
 ranking, resume, tokens, requests for paths outside the pool, foreign Host headers, bad bodies,
-and four raters at once without a lost or doubled answer. (The page's script itself is checked
-for syntax only: no browser runs here.)"""
+and four raters at once without a lost or doubled answer. (Here the page's script is checked
+for syntax only; test_labelling_browser.py runs it in headless Chromium.)"""
 from __future__ import annotations
 
 import http.client

@@ -4,7 +4,8 @@ It asks the API (:mod:`.web`) for the rater's task and shows it: a ``score`` tas
 a 0–100 slider that shows no number (zoom with the wheel, pan by dragging, window with the two
 sliders beside it; Submit is enabled once the slider has been moved), a ``rank`` task as 8 tiles to
 drag (or move with the arrows) from most basal to most apical, a ``classify`` task as the slice
-with three class buttons. Who is rating comes from a list of names on a local server, or from the
+with three class buttons. Once a task is on screen, ``<body data-task>`` names it (``score KEY``,
+``rank BATCH``, ``classify KEY``, ``done``) — what Testing/test_labelling_browser.py waits for. Who is rating comes from a list of names on a local server, or from the
 token in the link (kept for the session, then removed from the address bar) on a shared one.
 """
 
@@ -136,7 +137,7 @@ async function next() {
     state.task = task;
     $("who").textContent = `rater: ${task.rater}`;
     if (task.kind === "score") {
-      $("scoreImg").src = await imageUrl(task.images[0]);
+      $("scoreImg").src = await imageUrl(task.images[0]); $("scoreImg").dataset.key = task.images[0];
       $("vas").value = 50; $("submitScore").disabled = true; scoreView.reset();
       show("score");
     } else if (task.kind === "rank") {
@@ -149,6 +150,8 @@ async function next() {
       $("doneText").textContent = task.message; show("done");
     }
     $("progress").textContent = task.message;
+    // what is on screen, once it is all there (for tests and tools driving the page)
+    document.body.dataset.task = task.kind === "rank" ? `rank ${task.batch}` : `${task.kind} ${task.images[0] || ""}`.trim();
   } catch (e) { fail(e); }
 }
 
