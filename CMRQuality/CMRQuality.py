@@ -4,15 +4,17 @@ LGE certainty and LV slice level of short-axis LGE stacks: each slice classified
 LV / too apical, and each LV slice's probability that the presence or absence of LGE is equivocal,
 flagged at an operating threshold, with the stack's one-line verdict; optionally every LGE volume
 loaded into the scene is classified as it arrives. Also registers the SlicerCMR phantom study with
-the Sample Data module. The labelling tools (visual-analogue scoring, multiple-image ranking) run
-from `cmr label` in this version; their panel section and left-atrial 3-D LGE quality are planned.
+the Sample Data module. The "Labelling" section answers a labelling pool (`cmr label create`) as
+one rater: visual-analogue LGE-likelihood scoring with the image in the slice views, multiple-image
+ranking as 8 draggable thumbnails, and the cut-point questions; every answer is saved at once, so
+a rater resumes where they stopped. Left-atrial 3-D LGE quality is planned.
 
-This file holds the module's own panel section ("LGE certainty and slice level",
-``Resources/UI/CMRQuality.ui``) and its handlers; the study section, device choice, status,
+This file holds the module's own panel sections ("LGE certainty and slice level" and "Labelling",
+``Resources/UI/CMRQuality.ui``) and their handlers; the study section, device choice, status,
 progress and Cancel, the dependency check and the Slicer life cycle come from
 :mod:`CMRCommonLib.module_base`. The logic (:class:`QualityLogic` in ``CMRQualityLib/logic.py``,
-the adapter, worker arguments, kind check and scene watcher in ``CMRQualityLib/quality.py``) is
-Qt-free and also runs headless.
+the adapter, worker arguments, kind check and scene watcher in ``CMRQualityLib/quality.py``, the
+labelling session in ``CMRQualityLib/labelling.py``) is Qt-free and also runs headless.
 """
 import logging
 import pathlib
@@ -40,9 +42,9 @@ class CMRQuality(CMRScriptedModule):
         CMRScriptedModule.__init__(self, parent, _("CMR Quality"), _("""
 Methods: deep classification of the certainty of presence/absence of LGE per short-axis slice (EfficientNetV2) and
 LV slice-level classification (too basal / LV / too apical, ResNet), both with phantom-trained demonstration
-weights. Labelling tools (visual-analogue LGE-likelihood scoring and multiple-image ranking, several raters):
-`cmr label` in this version, the panel section is planned. Planned for this module (not in this version): two-stage
-left-atrial 3D LGE quality assessment.
+weights. Labelling tools (visual-analogue LGE-likelihood scoring and multiple-image ranking, several raters,
+one pool shared with `cmr label` and its browser page): the Labelling section.
+Planned for this module (not in this version): two-stage left-atrial 3D LGE quality assessment.
 """))
 
         # Register the synthetic CMR phantom studies in the Sample Data module once the
@@ -92,6 +94,8 @@ class CMRQualityParameterNode(CMRPanelParameters):
         outside the LV.
     qualityHideNonLV - leave the slices outside the LV out of the table and the montage.
     qualityWatch - classify every LGE volume loaded into the scene as it arrives (one worker at a time).
+    labellingPool - the labelling pool (`cmr label create` SQLite file) the Labelling section answers.
+    labellingRater - the rater who answers (a name registered in the pool).
     """
 
     qualityInput: typing.Union[slicer.vtkMRMLScalarVolumeNode, None]
@@ -99,6 +103,8 @@ class CMRQualityParameterNode(CMRPanelParameters):
     qualityAllSlices: bool = False
     qualityHideNonLV: bool = False
     qualityWatch: bool = False
+    labellingPool: pathlib.Path
+    labellingRater: str = ""
 
 
 #
@@ -107,8 +113,8 @@ class CMRQualityParameterNode(CMRPanelParameters):
 
 
 class CMRQualityWidget(CMRScriptedWidget):
-    """The "LGE certainty and slice level" section and its handlers; the rest of the panel is
-    CMRScriptedWidget's."""
+    """The "LGE certainty and slice level" and "Labelling" sections and their handlers; the rest of
+    the panel is CMRScriptedWidget's."""
 
     def setupSections(self) -> None:
         self._qualityOutputs = None
@@ -121,6 +127,7 @@ class CMRQualityWidget(CMRScriptedWidget):
         self.ui.qualityHideNonLVCheckBox.connect("toggled(bool)", self.onQualityHideToggled)
         self.ui.qualityWatchCheckBox.connect("toggled(bool)", self.onQualityWatchToggled)
         self.ui.qualitySliceTable.connect("cellClicked(int,int)", self.onQualitySliceClicked)
+        self.setupLabelling()
         try:  # show which threshold "model default" stands for
             from CMRQualityLib.quality import default_threshold
 
@@ -135,6 +142,9 @@ class CMRQualityWidget(CMRScriptedWidget):
         busy = self.panel.status.busy
         self.ui.qualityApplyButton.enabled = self.ui.qualityInputSelector.currentNode() is not None and not busy
         self.syncLGEWatcher()
+        ready = bool(str(self.ui.labellingPoolPathLineEdit.currentPath).strip()) and bool(
+            self.ui.labellingRaterLineEdit.text.strip())
+        self.ui.labellingStartButton.enabled = self.ui.labellingAddRaterButton.enabled = ready
 
     def cleanupSections(self) -> None:
         """Stop watching the scene and forget the queue and the shown result (scene closing, widget destroyed)."""
@@ -142,6 +152,7 @@ class CMRQualityWidget(CMRScriptedWidget):
         self._qualityOutputs = self._qualityVolume = None
         self._removeWorkFolder(self._qualityWorkFolder)
         self._qualityWorkFolder = None
+        self.closeLabelling()
 
     # ---- Apply ----------------------------------------------------------------------------
     def qualityThreshold(self):
@@ -317,6 +328,145 @@ class CMRQualityWidget(CMRScriptedWidget):
         self.panel.status.showMessage(f"Watching for new LGE: {exc}", "error")
 
 
+    # ---- labelling ----------------------------------------------------------------------------
+    def setupLabelling(self) -> None:
+        import qt
+
+        self._labelling = None  # the open LabellingSession
+        self._labellingNode = None  # the "Labelling image" volume node
+        batch = self.ui.labellingBatchList
+        batch.setViewMode(qt.QListView.IconMode)
+        batch.setMovement(qt.QListView.Static)  # drops reorder the items (Free / Snap only move icons)
+        batch.setDragDropMode(qt.QAbstractItemView.InternalMove)
+        batch.setDefaultDropAction(qt.Qt.MoveAction)
+        self.ui.labellingStartButton.connect("clicked(bool)", self.onLabellingStart)
+        self.ui.labellingAddRaterButton.connect("clicked(bool)", self.onLabellingAddRater)
+        self.ui.labellingSubmitScoreButton.connect("clicked(bool)", self.onLabellingSubmitScore)
+        self.ui.labellingSubmitOrderButton.connect("clicked(bool)", self.onLabellingSubmitOrder)
+        for button, choice in ((self.ui.labellingTooBasalButton, "too basal"), (self.ui.labellingLVButton, "LV"),
+                               (self.ui.labellingTooApicalButton, "too apical")):
+            button.connect("clicked(bool)", lambda _checked=False, c=choice: self.onLabellingClass(c))
+        self.ui.labellingPoolPathLineEdit.connect("currentPathChanged(QString)", self.onLabellingPoolChanged)
+        self.ui.labellingRaterLineEdit.connect("textChanged(QString)", self.updateSections)
+        self.showLabellingTask()
+
+    def closeLabelling(self) -> None:
+        if getattr(self, "_labelling", None) is not None:
+            self._labelling.close()
+        self._labelling = self._labellingNode = None
+
+    def onLabellingPoolChanged(self, *_) -> None:
+        self.closeLabelling()
+        self.showLabellingTask()
+        self.updateSections()
+
+    def _labellingError(self, exc) -> None:
+        self.panel.status.showMessage(str(exc), "error")
+
+    def onLabellingStart(self) -> bool:
+        """Open the pool as the typed rater and show the next task (a stopped rater resumes)."""
+        from cmrlib.errors import CMRError
+        from CMRQualityLib.labelling import LabellingSession
+
+        self.closeLabelling()
+        try:
+            session = LabellingSession(self.ui.labellingPoolPathLineEdit.currentPath)
+            try:
+                session.start(self.ui.labellingRaterLineEdit.text)
+            except CMRError:
+                session.close()
+                raise
+        except CMRError as exc:
+            self._labellingError(exc)
+            self.showLabellingTask()
+            return False
+        self._labelling = session
+        self.panel.status.showMessage(f"Labelling {session.pool.path.name} as {session.rater}.")
+        self.showLabellingTask()
+        return True
+
+    def onLabellingAddRater(self) -> bool:
+        """Register the typed name in the pool, then start as that rater."""
+        from cmrlib.errors import CMRError
+        from CMRQualityLib.labelling import LabellingSession
+
+        self.closeLabelling()
+        try:
+            session = LabellingSession(self.ui.labellingPoolPathLineEdit.currentPath)
+            try:
+                session.add_rater(self.ui.labellingRaterLineEdit.text)
+            finally:
+                session.close()
+        except CMRError as exc:
+            self._labellingError(exc)
+            return False
+        return self.onLabellingStart()
+
+    def showLabellingTask(self) -> None:
+        """The current task: its image in the slice views (scoring, cut-point question) or its
+        batch as thumbnails; the buttons its kind answers; the pool's status."""
+        import qt
+        from cmrlib.errors import CMRError
+
+        session = self._labelling
+        task = session.task if session is not None else None
+        kind = task.kind if task is not None else None
+        self.ui.labellingTaskLabel.text = (task.message if task is not None
+                                           else "Choose a pool and a rater, then Start / resume.")
+        self.ui.labellingScoreSlider.enabled = self.ui.labellingSubmitScoreButton.enabled = kind == "score"
+        self.ui.labellingSubmitOrderButton.enabled = kind == "rank"
+        for button in (self.ui.labellingTooBasalButton, self.ui.labellingLVButton, self.ui.labellingTooApicalButton):
+            button.enabled = kind == "classify"
+        batch = self.ui.labellingBatchList
+        batch.clear()
+        try:
+            if kind in ("score", "classify"):
+                self._labellingNode = session.show_image(slicer.mrmlScene, self._labellingNode)
+                slicer.util.setSliceViewerLayers(background=self._labellingNode, fit=True)
+                self.ui.labellingScoreSlider.value = 50
+            elif kind == "rank":
+                for key, png in session.thumbnails():
+                    pixmap = qt.QPixmap()
+                    pixmap.loadFromData(qt.QByteArray(png), "PNG")
+                    item = qt.QListWidgetItem(qt.QIcon(pixmap), "")
+                    item.setData(qt.Qt.UserRole, key)
+                    batch.addItem(item)
+            self.ui.labellingStatusLabel.text = session.status_text() if session is not None else ""
+        except CMRError as exc:
+            self._labellingError(exc)
+
+    def labellingOrder(self) -> list:
+        """The batch's keys as the list shows them now: most basal first."""
+        import qt
+
+        batch = self.ui.labellingBatchList
+        return [str(batch.item(i).data(qt.Qt.UserRole)) for i in range(batch.count)]
+
+    def _labellingAnswer(self, submit) -> bool:
+        from cmrlib.errors import CMRError
+
+        if self._labelling is None:
+            return False
+        try:
+            submit(self._labelling)
+        except CMRError as exc:  # e.g. a pool locked by another program: the task stays open
+            self._labellingError(exc)
+            return False
+        self.showLabellingTask()
+        return True
+
+    def onLabellingSubmitScore(self) -> bool:
+        value = int(self.ui.labellingScoreSlider.value)
+        return self._labellingAnswer(lambda session: session.submit_score(value))
+
+    def onLabellingSubmitOrder(self) -> bool:
+        order = self.labellingOrder()
+        return self._labellingAnswer(lambda session: session.submit_order(order))
+
+    def onLabellingClass(self, choice: str) -> bool:
+        return self._labellingAnswer(lambda session: session.submit_class(choice))
+
+
 #
 # CMRQualityLogic
 #
@@ -446,6 +596,46 @@ class CMRQualityTest(CMRTestMixin, ScriptedLoadableModuleTest):
         self.assertEqual(widget.ui.qualitySliceTable.rowCount, lge.GetImageData().GetDimensions()[2])
         self.assertFalse(widget.ui.qualityMontageLabel.pixmap.isNull())
         widget.onQualitySliceClicked(0, 0)
+        self.delayDisplay("Test passed")
+
+    def test_CMRQualityLabelling(self):
+        """Logic: a small scoring pool answered through the Labelling section's session: two
+        scores, a new session resumes at the third image, the image shown as "Labelling image";
+        a ranking pool's batch as 8 PNG thumbnails, its order submitted; a missing pool refused."""
+        import numpy as np
+        from cmrlib.errors import InputError
+        from cmrlib.labelling.pool import Pool, StackInput
+        from CMRQualityLib.labelling import IMAGE_NODE_NAME, LabellingSession
+
+        rng = np.random.default_rng(0)
+        stacks = [StackInput(rng.normal(100.0, 10.0, (5, 24, 20)).astype(np.float32), (1.5, 1.5, 8.0),
+                             (0.0, 0.0, 0.0), np.eye(3), "lge_psir", f"subject {i}") for i in range(2)]
+        with tempfile.TemporaryDirectory() as folder:
+            folder = pathlib.Path(folder)
+            with self.assertRaisesRegex(InputError, "no such labelling pool"):
+                LabellingSession(folder / "missing.sqlite")
+            self.assertEqual(list(folder.iterdir()), [])
+            pool, _ = Pool.create(folder / "vas.sqlite", stacks, "vas", raters=["rater"], seed=1)
+            order = [im.key for im in pool.images()]
+            pool.close()
+            session = LabellingSession(folder / "vas.sqlite", "rater")
+            node = session.show_image(slicer.mrmlScene)
+            self.assertEqual(node.GetName(), IMAGE_NODE_NAME)
+            session.submit_score(10)
+            session.submit_score(90)
+            session.close()
+            session = LabellingSession(folder / "vas.sqlite", "rater")
+            self.assertEqual(session.task.images, [order[2]])
+            session.close()
+            Pool.create(folder / "rank.sqlite", stacks, "rank", raters=["rater"], seed=1)[0].close()
+            session = LabellingSession(folder / "rank.sqlite", "rater")
+            thumbs = session.thumbnails()
+            self.assertEqual(len(thumbs), 8)
+            self.assertTrue(all(png.startswith(b"\x89PNG") for _, png in thumbs))
+            batch = session.task.batch
+            session.submit_order([key for key, _ in reversed(thumbs)])
+            self.assertNotEqual(session.task.batch, batch)
+            session.close()
         self.delayDisplay("Test passed")
 
     def test_CMRQualityWatcher(self):

@@ -10,11 +10,15 @@ CAPABILITY = Capability(
     title="labelling tools: visual-analogue LGE-likelihood scoring and multiple-image ranking, for several raters",
     panel="CMRQuality",
     cli="cmrlib.labelling.cli",
-    panel_help=("<b>Labelling</b>: not in the panel yet — make a pool of anonymised short-axis slices with "
-                "`cmr label create POOL.sqlite DIR… --mode vas|rank`; raters answer with `cmr label next` / "
-                "`answer` (visual-analogue LGE likelihood 0–100, or batches of 8 ordered basal → apical); "
-                "`cmr label serve` puts the slider and the 8-tile ranking in the raters' browsers; "
-                "`cmr label status` shows coverage and agreement; `cmr label export` writes the folder "
+    panel_help=("<b>Labelling</b>: make a pool of anonymised short-axis slices with "
+                "`cmr label create POOL.sqlite DIR… --mode vas|rank`, choose it and your rater name (Add rater "
+                "registers a new one), Start / resume: a visual-analogue pool shows each image in the slice views "
+                "with a slider without numbers (LGE likelihood, none … certain) and Submit score; a ranking pool "
+                "shows batches of 8 thumbnails to drag from most basal (first) to most apical (last) and Submit "
+                "order, then the cut-point questions (too basal / LV / too apical). Every answer is saved in the "
+                "pool at once, so a rater resumes where they stopped; the same pool is answered from `cmr label "
+                "next` / `answer` and in the raters' browsers (`cmr label serve`); `cmr label status` shows "
+                "coverage and agreement; `cmr label export` writes the folder "
                 "`cmr train lge-certainty | slice-level --data` reads."),
     outputs=(
         Output("images", "folder", "one NRRD per stack with an exported slice (pixels, geometry, kind; anonymised)"),
