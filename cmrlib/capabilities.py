@@ -21,9 +21,7 @@ __all__ = ["Capability", "Step", "capabilities", "capability", "trainers", "arch
 #: Capabilities announced for coming versions, command → (title, Slicer module), for "not in
 #: this version" lines only. A planned capability is registered by landing its package; its
 #: entry here is then dropped (a test checks that no command is in both).
-PLANNED: dict[str, tuple[str, str]] = {
-    "la-quality": ("left-atrial 3D LGE diagnostic-quality assessment", "CMRQuality"),
-}
+PLANNED: dict[str, tuple[str, str]] = {}
 
 
 @lru_cache(maxsize=1)

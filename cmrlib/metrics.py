@@ -100,6 +100,16 @@ class BinaryStats:
     def precision(self) -> float:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
 
+    @property
+    def recall(self) -> float:
+        """= sensitivity."""
+        return self.sensitivity
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r > 0 else (0.0 if self.tp + self.fn else float("nan"))
+
 
 def binary_stats(truth: np.ndarray, predicted: np.ndarray) -> BinaryStats:
     """Confusion-matrix counts of boolean ``predicted`` against boolean ``truth``."""

@@ -206,6 +206,28 @@ def certainty_class(likelihood: float) -> str:
     return "low" if 25.0 < likelihood < 75.0 else "high"
 
 
+def la_quality_continuous(myo_over_blood: float, edge_sigma_mm: float, enhancement: float,
+                          snr: float) -> dict[str, float]:
+    """The unrounded 1-5 scores behind :func:`la_quality` (5 best): each attribute's measure mapped
+    linearly between its worst (1) and best (5) value, the overall quality the worst attribute
+    pulled towards their mean minus an SNR penalty below 10. Simulated raters add their noise to
+    these before rounding (:mod:`cmrlib.laquality.data`)."""
+    def score(v: float, best: float, worst: float) -> float:
+        return float(np.clip(1.0 + 4.0 * (v - worst) / (best - worst), 1.0, 5.0))
+
+    attrs = {"myocardial_nulling": score(myo_over_blood, 0.0, 0.45), "sharpness": score(edge_sigma_mm, 0.8, 3.2),
+             "aorta_valve_enhancement": score(enhancement, 0.55, 0.05)}
+    return {**attrs, "overall_quality": overall_quality(list(attrs.values()), snr)}
+
+
+def overall_quality(attributes: list[float], snr: float) -> float:
+    """Overall quality for fibrosis assessment (1-5, unrounded) from the three attribute scores."""
+    overall = 0.6 * min(attributes) + 0.4 * float(np.mean(attributes))
+    if np.isfinite(snr) and snr < 10:
+        overall -= (10 - snr) / 5.0
+    return float(np.clip(overall, 1.0, 5.0))
+
+
 def la_quality(myo_over_blood: float, edge_sigma_mm: float, enhancement: float, snr: float) -> dict[str, Any]:
     """Left-atrial LGE quality attributes on the 1-5 scale (5 best) and the overall score.
 
@@ -215,18 +237,9 @@ def la_quality(myo_over_blood: float, edge_sigma_mm: float, enhancement: float, 
     assessment: the worst attribute pulled towards their mean, minus an SNR penalty
     below 10; diagnostic when >= 3.
     """
-    def score(v: float, best: float, worst: float) -> int:
-        f = (v - worst) / (best - worst)
-        return int(np.clip(np.round(1.0 + 4.0 * f), 1, 5))
-
-    nulling = score(myo_over_blood, 0.0, 0.45)
-    sharp = score(edge_sigma_mm, 0.8, 3.2)
-    enh = score(enhancement, 0.55, 0.05)
-    attrs = [nulling, sharp, enh]
-    overall = 0.6 * min(attrs) + 0.4 * float(np.mean(attrs))
-    if np.isfinite(snr) and snr < 10:
-        overall -= (10 - snr) / 5.0
-    overall_i = int(np.clip(np.round(overall), 1, 5))
+    c = la_quality_continuous(myo_over_blood, edge_sigma_mm, enhancement, snr)
+    nulling, sharp, enh = (int(np.round(c[k])) for k in ("myocardial_nulling", "sharpness", "aorta_valve_enhancement"))
+    overall_i = int(np.clip(np.round(overall_quality([nulling, sharp, enh], snr)), 1, 5))
     return {"myocardial_nulling": nulling, "sharpness": sharp, "aorta_valve_enhancement": enh,
             "overall_quality": overall_i, "diagnostic": overall_i >= 3,
             "measures": {"lv_myocardium_over_blood": round(myo_over_blood, 4), "edge_sigma_mm": round(edge_sigma_mm, 3),

@@ -1,4 +1,5 @@
-"""`cmr quality certainty | slice-level | watch`: LGE certainty and LV slice level of short-axis LGE.
+"""`cmr quality certainty | slice-level | watch | la`: LGE certainty and LV slice level of short-axis LGE;
+``la`` is the left-atrial 3-D LGE quality of :mod:`cmrlib.laquality` (`cmr la-quality`).
 
 Arguments and wiring only: the computation is :func:`cmrlib.quality.pipeline.classify_stack`, the
 files :mod:`cmrlib.quality.outputs`, the folder watcher :mod:`cmrlib.quality.watch`.
@@ -34,6 +35,12 @@ def _common(p: argparse.ArgumentParser, certainty: bool) -> None:
         p.add_argument("--model", default=None, help="installed certainty model (default lge-certainty-compact)")
 
 
+def _la_cli():
+    from ..capabilities import capabilities
+    found = [c for c in capabilities() if c.command == "la-quality"]
+    return found[0].load_cli() if found else None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..contract import task_parsers
     task = task_parsers(parser, "quality_command")
@@ -48,11 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     w.add_argument("--threshold", type=_threshold, default=None, help="as `cmr quality certainty --threshold`")
     w.add_argument("--max-seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
     w.add_argument("--max-verdicts", type=int, default=None, help="stop after this many verdicts")
+    # `cmr quality la` is `cmr la-quality`, reached through the registry (capabilities do not import each other)
+    la_cli = _la_cli()
+    if la_cli is not None:
+        la_cli.add_arguments(task("la", "diagnostic quality of a left-atrial 3-D LGE volume (same as `cmr la-quality`)"))
 
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import check_output_folder, staged_folder
     from ..progress import make_progress
+    if args.quality_command == "la":
+        return _la_cli().run(args)
     if args.quality_command == "watch":
         from ..errors import InputError
         from .watch import watch
