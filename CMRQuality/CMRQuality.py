@@ -7,14 +7,19 @@ loaded into the scene is classified as it arrives. Also registers the SlicerCMR 
 the Sample Data module. The "Labelling" section answers a labelling pool (`cmr label create`) as
 one rater: visual-analogue LGE-likelihood scoring with the image in the slice views, multiple-image
 ranking as 8 draggable thumbnails, and the cut-point questions; every answer is saved at once, so
-a rater resumes where they stopped. Left-atrial 3-D LGE quality is planned.
+a rater resumes where they stopped. The "Left-atrial 3D LGE quality" section assesses an axial
+3-D LGE volume of the left atrium (`cmr la-quality`): the slices with atrium, their myocardial
+nulling, sharpness, enhancement of aorta and valves and quality for fibrosis assessment, the
+scan's verdict, and the LA mask and saliency over the volume.
 
-This file holds the module's own panel sections ("LGE certainty and slice level" and "Labelling",
-``Resources/UI/CMRQuality.ui``) and their handlers; the study section, device choice, status,
-progress and Cancel, the dependency check and the Slicer life cycle come from
-:mod:`CMRCommonLib.module_base`. The logic (:class:`QualityLogic` in ``CMRQualityLib/logic.py``,
-the adapter, worker arguments, kind check and scene watcher in ``CMRQualityLib/quality.py``, the
-labelling session in ``CMRQualityLib/labelling.py``) is Qt-free and also runs headless.
+This file holds the module's own panel sections ("LGE certainty and slice level", "Left-atrial 3D
+LGE quality" and "Labelling", ``Resources/UI/CMRQuality.ui``) and their handlers; the study
+section, device choice, status, progress and Cancel, the dependency check and the Slicer life
+cycle come from :mod:`CMRCommonLib.module_base`. The logic (:class:`QualityLogic` in
+``CMRQualityLib/logic.py``, the adapter, worker arguments, kind check and scene watcher in
+``CMRQualityLib/quality.py``, the LA quality adapter, input check and worker arguments in
+``CMRQualityLib/laquality.py``, the labelling session in ``CMRQualityLib/labelling.py``) is Qt-free
+and also runs headless.
 """
 import logging
 import pathlib
@@ -44,7 +49,9 @@ Methods: deep classification of the certainty of presence/absence of LGE per sho
 LV slice-level classification (too basal / LV / too apical, ResNet), both with phantom-trained demonstration
 weights. Labelling tools (visual-analogue LGE-likelihood scoring and multiple-image ranking, several raters,
 one pool shared with `cmr label` and its browser page): the Labelling section.
-Planned for this module (not in this version): two-stage left-atrial 3D LGE quality assessment.
+Two-stage left-atrial 3D LGE quality assessment: LA detector (U-Net, slices with atrium above a threshold t), then
+ResNet-34 heads for myocardial nulling, sharpness, enhancement of aorta and valves and the quality for fibrosis
+assessment, the scan's verdict the mode of its slices, HiResCAM saliency; phantom-trained demonstration weights.
 """))
 
         # Register the synthetic CMR phantom studies in the Sample Data module once the
@@ -94,6 +101,9 @@ class CMRQualityParameterNode(CMRPanelParameters):
         outside the LV.
     qualityHideNonLV - leave the slices outside the LV out of the table and the montage.
     qualityWatch - classify every LGE volume loaded into the scene as it arrives (one worker at a time).
+    laInput - the axial left-atrial 3-D LGE volume whose diagnostic quality is assessed.
+    laCustomThreshold - use laThreshold as the LA detector's threshold t; off: the detector's calibrated value.
+    laThreshold - t (0.01-0.99): a slice contains left atrium when any pixel's probability exceeds it.
     labellingPool - the labelling pool (`cmr label create` SQLite file) the Labelling section answers.
     labellingRater - the rater who answers (a name registered in the pool).
     """
@@ -103,6 +113,9 @@ class CMRQualityParameterNode(CMRPanelParameters):
     qualityAllSlices: bool = False
     qualityHideNonLV: bool = False
     qualityWatch: bool = False
+    laInput: typing.Union[slicer.vtkMRMLScalarVolumeNode, None]
+    laCustomThreshold: bool = False
+    laThreshold: float = 0.5
     labellingPool: pathlib.Path
     labellingRater: str = ""
 
@@ -113,8 +126,8 @@ class CMRQualityParameterNode(CMRPanelParameters):
 
 
 class CMRQualityWidget(CMRScriptedWidget):
-    """The "LGE certainty and slice level" and "Labelling" sections and their handlers; the rest of
-    the panel is CMRScriptedWidget's."""
+    """The "LGE certainty and slice level", "Left-atrial 3D LGE quality" and "Labelling" sections
+    and their handlers; the rest of the panel is CMRScriptedWidget's."""
 
     def setupSections(self) -> None:
         self._qualityOutputs = None
@@ -127,6 +140,7 @@ class CMRQualityWidget(CMRScriptedWidget):
         self.ui.qualityHideNonLVCheckBox.connect("toggled(bool)", self.onQualityHideToggled)
         self.ui.qualityWatchCheckBox.connect("toggled(bool)", self.onQualityWatchToggled)
         self.ui.qualitySliceTable.connect("cellClicked(int,int)", self.onQualitySliceClicked)
+        self.setupLA()
         self.setupLabelling()
         try:  # show which threshold "model default" stands for
             from CMRQualityLib.quality import default_threshold
@@ -142,6 +156,8 @@ class CMRQualityWidget(CMRScriptedWidget):
         busy = self.panel.status.busy
         self.ui.qualityApplyButton.enabled = self.ui.qualityInputSelector.currentNode() is not None and not busy
         self.syncLGEWatcher()
+        self.ui.laAssessButton.enabled = self.ui.laInputSelector.currentNode() is not None and not busy
+        self.ui.laThresholdSlider.enabled = bool(self.ui.laCustomThresholdCheckBox.checked)
         ready = bool(str(self.ui.labellingPoolPathLineEdit.currentPath).strip()) and bool(
             self.ui.labellingRaterLineEdit.text.strip())
         self.ui.labellingStartButton.enabled = self.ui.labellingAddRaterButton.enabled = ready
@@ -152,6 +168,9 @@ class CMRQualityWidget(CMRScriptedWidget):
         self._qualityOutputs = self._qualityVolume = None
         self._removeWorkFolder(self._qualityWorkFolder)
         self._qualityWorkFolder = None
+        self._laOutputs = self._laVolume = None
+        self._removeWorkFolder(getattr(self, "_laWorkFolder", None))
+        self._laWorkFolder = None
         self.closeLabelling()
 
     # ---- Apply ----------------------------------------------------------------------------
@@ -326,6 +345,114 @@ class CMRQualityWidget(CMRScriptedWidget):
 
     def _onWatchError(self, exc) -> None:
         self.panel.status.showMessage(f"Watching for new LGE: {exc}", "error")
+
+    # ---- left-atrial 3-D LGE quality ----------------------------------------------------------
+    def setupLA(self) -> None:
+        self._laOutputs = None
+        self._laVolume = None  # the LA volume node the shown result was made from
+        self._laWorkFolder = None  # the shown result's folder (its saliency.png), removed when replaced
+        self.ui.laAssessButton.connect("clicked(bool)", self.onLAAssess)
+        self.ui.laInputSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateSections)
+        self.ui.laCustomThresholdCheckBox.connect("toggled(bool)", self.updateSections)
+        try:  # show which t the detector's default is
+            from CMRQualityLib.laquality import default_la_threshold
+
+            value, source = default_la_threshold()
+            self.ui.laCustomThresholdCheckBox.text = f"Custom threshold t (default: {value:.2f}, {source})"
+        except Exception as exc:  # cmrlib missing: the dependency check says so on Assess
+            logging.info(f"CMRQuality: the LA detector's threshold could not be read: {exc}")
+
+    def laThreshold(self):
+        """The slider's t when "Custom threshold" is checked; None: the detector's calibrated value."""
+        return float(self.ui.laThresholdSlider.value) if self.ui.laCustomThresholdCheckBox.checked else None
+
+    def onLAAssess(self) -> bool:
+        """Assess the chosen LA 3-D LGE volume with `cmr la-quality` in a worker process."""
+        return self.assessLA(self.ui.laInputSelector.currentNode())
+
+    def assessLA(self, node) -> bool:
+        """Check ``node`` (a short-axis LGE, cine, 2-D image … is refused with the reason), write it
+        and start the worker; False (and the reason in the status line) when it did not start."""
+        from cmrlib.errors import CMRError
+        from CMRQualityLib.laquality import LA_OUT, check_la_node, check_la_threshold, la_arguments
+
+        threshold = self.laThreshold()
+        try:  # before the work folder: a refused input leaves nothing behind
+            check_la_node(node)
+            check_la_threshold(threshold)
+        except CMRError as exc:
+            self.panel.status.showMessage(str(exc), "error")
+            return False
+        work = pathlib.Path(tempfile.mkdtemp(prefix="CMRQuality-LA-"))
+        try:
+            args = la_arguments(node, work, threshold=threshold)
+        except CMRError as exc:
+            self._removeWorkFolder(work)
+            self.panel.status.showMessage(str(exc), "error")
+            return False
+        name = node.GetName()
+        started = self.runCmr(args, f"Left-atrial 3D LGE quality of '{name}'",
+                              lambda result: self._onLAFinished(result, node, work / LA_OUT, work, name))
+        if not started:
+            self._removeWorkFolder(work)
+        return started
+
+    def _onLAFinished(self, result, node, out, work, name: str) -> None:
+        try:
+            if result.returncode != 0 or result.cancelled:
+                self._removeWorkFolder(work)
+                return  # the status line says why
+            from CMRQualityLib.laquality import load_la_results, show_la_result
+
+            try:
+                outputs = load_la_results(slicer.mrmlScene, out, name)
+            except Exception as exc:
+                self.panel.status.showMessage(f"Loading the results of {out} failed: {exc}", "error")
+                return
+            if self._laOutputs is not None:
+                self._laOutputs.set_visible(False)  # one LA mask in the views at a time
+            if self._laWorkFolder != work:
+                self._removeWorkFolder(self._laWorkFolder)
+            self._laOutputs, self._laVolume, self._laWorkFolder = outputs, node, work
+            if node.GetScene() is slicer.mrmlScene:
+                slicer.util.setSliceViewerLayers(background=node, fit=True)
+                show_la_result(slicer.mrmlScene, node, outputs)
+            self.showLAResult()
+            if outputs.diagnostic is not True:
+                self.panel.status.showMessage(f"'{name}': {outputs.sentence}", "warning")
+        finally:
+            if self._watchQueue:  # an LGE that arrived while this worker ran
+                import qt
+
+                qt.QTimer.singleShot(0, self.runNextQueued)
+
+    def showLAResult(self) -> None:
+        """The scan's verdict, the attribute table (rows coloured by decision), the details line
+        and saliency.png."""
+        import qt
+
+        outputs = self._laOutputs
+        self.ui.laVerdictLabel.text = outputs.sentence if outputs is not None else ""
+        self.ui.laResultLabel.text = outputs.summary_text() if outputs is not None else ""
+        table = self.ui.laAttributeTable
+        table.clearContents()
+        cells = outputs.table_cells() if outputs is not None else []
+        table.setRowCount(len(cells))
+        for r, (texts, colour) in enumerate(cells):
+            for c, text in enumerate(texts):
+                item = qt.QTableWidgetItem(text)
+                if colour is not None:
+                    item.setBackground(qt.QBrush(qt.QColor(colour)))
+                    item.setForeground(qt.QBrush(qt.QColor("white")))
+                table.setItem(r, c, item)
+        table.resizeColumnsToContents()
+        png = outputs.saliency_png if outputs is not None else None
+        if png is None or not pathlib.Path(png).is_file():
+            self.ui.laSaliencyImageLabel.clear()
+            return
+        # through QImage: a QPixmap loaded by file name may come from Qt's cache, not the new file
+        self.ui.laSaliencyImageLabel.setPixmap(qt.QPixmap.fromImage(qt.QImage(str(png))).scaledToWidth(
+            360, qt.Qt.SmoothTransformation))
 
 
     # ---- labelling ----------------------------------------------------------------------------
@@ -596,6 +723,79 @@ class CMRQualityTest(CMRTestMixin, ScriptedLoadableModuleTest):
         self.assertEqual(widget.ui.qualitySliceTable.rowCount, lge.GetImageData().GetDimensions()[2])
         self.assertFalse(widget.ui.qualityMontageLabel.pixmap.isNull())
         widget.onQualitySliceClicked(0, 0)
+        self.delayDisplay("Test passed")
+
+    def skipWithoutLAWeights(self) -> None:
+        from cmrlib.laquality.pipeline import DETECTOR_MODEL, QUALITY_MODEL
+        from cmrlib.models.zoo import model_installed
+
+        if not (model_installed(DETECTOR_MODEL) and model_installed(QUALITY_MODEL)):
+            self.skipTest("the LA detector / LA quality weights are not installed")
+
+    def test_CMRQualityLAWorker(self):
+        """Logic: the bundled study's LA 3-D LGE, loaded by the study loader, through the `cmr
+        la-quality` worker command (CPU), loaded back: the LA mask, the saliency on the volume's
+        grid, one table row per label; the study's LGE PSIR stack and its cine (the volume its
+        browser shows) are refused with the kind named, before any file is written."""
+        from cmrlib.errors import InputError
+        from cmrlib.mrml import proxy_node_for, rows_from_table_node
+        from CMRCommonLib.runner import SubprocessRunner, worker_command
+        from CMRQualityLib.laquality import LA_OUT, TABLE_COLUMNS, la_arguments, load_la_results
+
+        self.skipWithoutLAWeights()
+        logic = self.newLogic()
+        la, lge, cine = self.loadSampleSeries(logic, ["la_lge", "lge_psir", "cine"])
+        with tempfile.TemporaryDirectory() as folder:
+            work = pathlib.Path(folder)
+            for node, kind in ((lge, "short-axis LGE"), (proxy_node_for(cine), "a cine series")):
+                with self.assertRaisesRegex(InputError, kind):
+                    la_arguments(node, work / "refused")
+            self.assertFalse((work / "refused").exists())
+            args = la_arguments(la, work)
+            command, env = worker_command(args, "cpu")
+            result = SubprocessRunner(command, extra_env=env).run()
+            self.assertEqual(result.returncode, 0, result.error_text(10))
+            outputs = load_la_results(slicer.mrmlScene, work / LA_OUT, la.GetName())
+        rows = rows_from_table_node(outputs.table)
+        self.assertEqual(len(rows), 4)
+        self.assertEqual(list(rows[0]), list(TABLE_COLUMNS))
+        self.assertEqual(outputs.mask.GetSegmentation().GetNumberOfSegments(), 1)
+        self.assertEqual(outputs.saliency.GetImageData().GetDimensions()[2], len(outputs.summary["slices"]))
+        self.assertTrue(outputs.sentence)
+        self.delayDisplay("Test passed")
+
+    def test_CMRQualityLAAssess(self):
+        """Widget: the bundled LA 3-D LGE chosen in the panel, Assess (CPU) with a custom threshold,
+        waiting for the worker: the verdict line, one coloured row per label, saliency.png, the
+        saliency as the slice views' foreground over the volume."""
+        from CMRCommonLib.device_choice import DeviceChoice
+        from CMRCommonLib.widgets import applyAndWait
+
+        self.skipWithoutLAWeights()
+        widget = self.moduleWidget()
+        widget.initializeParameterNode()
+        (la,) = self.loadSampleSeries(widget.logic, ["la_lge"])
+        parameters = widget._parameterNode
+        parameters.device = DeviceChoice.CPU
+        parameters.laInput = la
+        parameters.laCustomThreshold = True
+        parameters.laThreshold = 0.4
+        self.assertTrue(widget.ui.laAssessButton.enabled)
+        self.assertTrue(widget.ui.laThresholdSlider.enabled)
+        self.assertAlmostEqual(widget.laThreshold(), 0.4)
+        applyAndWait(self, widget, widget.onLAAssess)
+        outputs = widget._laOutputs
+        self.assertIsNotNone(outputs, widget.ui.statusLabel.text)
+        self.assertAlmostEqual(outputs.summary["threshold"], 0.4)
+        self.assertEqual(widget.ui.laVerdictLabel.text, outputs.sentence)
+        self.assertEqual(widget.ui.laAttributeTable.rowCount, 4)
+        self.assertFalse(widget.ui.laSaliencyImageLabel.pixmap.isNull())
+        composite = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceCompositeNode()
+        self.assertEqual(composite.GetBackgroundVolumeID(), la.GetID())
+        self.assertEqual(composite.GetForegroundVolumeID(), outputs.saliency.GetID())
+        parameters.laCustomThreshold = False
+        self.assertIsNone(widget.laThreshold())
+        self.assertFalse(widget.ui.laThresholdSlider.enabled)
         self.delayDisplay("Test passed")
 
     def test_CMRQualityLabelling(self):

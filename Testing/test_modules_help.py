@@ -49,16 +49,17 @@ def test_stress_help_is_its_record_panel_help():
                                                                    f"In this panel: {stress.title}."]
 
 
-def test_quality_help_is_the_labelling_sample_data_and_the_quality_records():
-    label, phantom, quality = for_panel("CMRQuality")
+def test_quality_help_is_the_la_quality_labelling_sample_data_and_the_quality_records():
+    la, label, phantom, quality = for_panel("CMRQuality")
+    assert la.command == "la-quality" and la.step is not None and "<i>Assess</i>" in la.panel_help
     assert label.command == "label" and label.step is None and "cmr label create" in label.panel_help
     assert phantom.command == "phantom" and phantom.step is None and "Sample data" in phantom.panel_help
     assert quality.command == "quality" and "Watch for new LGE" in quality.panel_help
     text = help_text.help_html("CMRQuality")
-    assert label.panel_help in text and phantom.panel_help in text and quality.panel_help in text
+    assert la.panel_help in text and label.panel_help in text and phantom.panel_help in text
+    assert quality.panel_help in text
     assert "None of this module's processing steps is in this version yet" not in text
-    planned = text.split("Planned for a later version")[1]
-    assert "left-atrial" in planned and "LGE certainty" not in planned and "ranking" not in planned
+    assert _planned("CMRQuality") == [] and "Planned" not in text  # LA quality, the last planned one, has landed
     assert help_text.PHANTOM_NOTE in text  # the classifiers' weights are phantom-trained
 
 

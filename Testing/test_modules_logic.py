@@ -270,7 +270,8 @@ LOGIC_TESTS = {"CMRMotion": ["test_CMRMotionInputs", "test_CMRMotionCorrectAndMa
                "CMRSegmentation": ["test_CMRSegmentationQCDAdapter", "test_CMRSegmentationLandmarksLive",
                                    "test_CMRSegmentationScarAdapter", "test_CMRSegmentationScarWorker"],
                "CMRStressT1": ["test_CMRStressT1Adapter", "test_CMRStressT1Worker"],
-               "CMRQuality": ["test_CMRQualityAdapter", "test_CMRQualityWorker", "test_CMRQualityLabelling"]}
+               "CMRQuality": ["test_CMRQualityAdapter", "test_CMRQualityWorker", "test_CMRQualityLabelling",
+                              "test_CMRQualityLAWorker"]}
 OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"},
                   "CMRStressT1": {"restMap", "stressMap", "restMask", "stressMask", "ahaSegments", "method", "reverse",
                                   "force"},
@@ -278,7 +279,8 @@ OWN_PARAMETERS = {"CMRMotion": {"irwSequence", "method"},
                                       "landmarksLiveUpdate", "scarLge", "scarCine", "scarMethod", "scarMask",
                                       "scarSegments", "scarLgeCentres", "scarCineCentres", "scarForce"},
                   "CMRQuality": {"qualityInput", "qualityThreshold", "qualityAllSlices", "qualityHideNonLV",
-                                 "qualityWatch", "labellingPool", "labellingRater"}}
+                                 "qualityWatch", "laInput", "laCustomThreshold", "laThreshold", "labellingPool",
+                                 "labellingRater"}}
 
 for name in modules:
     module = importlib.import_module(name)

@@ -392,7 +392,8 @@ def test_ui_parameter_names_match_the_parameter_node(module):
                                "scarCineCentres": "qMRMLNodeComboBox", "scarForce": "QCheckBox"},
            "CMRQuality": {"qualityInput": "qMRMLNodeComboBox", "qualityThreshold": "QDoubleSpinBox",
                           "qualityAllSlices": "QCheckBox", "qualityHideNonLV": "QCheckBox",
-                          "qualityWatch": "QCheckBox", "labellingPool": "ctkPathLineEdit",
+                          "qualityWatch": "QCheckBox", "laInput": "qMRMLNodeComboBox", "laCustomThreshold": "QCheckBox",
+                          "laThreshold": "ctkSliderWidget", "labellingPool": "ctkPathLineEdit",
                           "labellingRater": "QLineEdit"}}.get(module, {})
     assert bound == own
     assert set(bound) == parameter_node_fields(module), "each own parameter is bound to a widget of the module's .ui"
