@@ -250,31 +250,40 @@ class CMRQualityWidget(CMRScriptedWidget):
     def showQualityResult(self) -> None:
         """The stack's verdict, the per-slice table (rows coloured as the montage labels them),
         the details line and the montage."""
-        import qt
-
         outputs = self._qualityOutputs
         self.ui.qualityVerdictLabel.text = outputs.sentence if outputs is not None else ""
         self.ui.qualityResultLabel.text = outputs.summary_text() if outputs is not None else ""
-        table = self.ui.qualitySliceTable
+        self._fillTable(self.ui.qualitySliceTable, outputs.table_cells() if outputs is not None else [])
+        self._showPicture(self.ui.qualityMontageLabel, outputs.montage if outputs is not None else None)
+
+    @staticmethod
+    def _fillTable(table, cells) -> None:
+        """Rows of (texts, colour or None[, tooltip]) into a QTableWidget; coloured rows in white text."""
+        import qt
+
         table.clearContents()
-        cells = outputs.table_cells() if outputs is not None else []
         table.setRowCount(len(cells))
-        for r, (texts, colour, tip) in enumerate(cells):
+        for r, (texts, colour, *tip) in enumerate(cells):
             for c, text in enumerate(texts):
                 item = qt.QTableWidgetItem(text)
-                item.setToolTip(tip)
+                if tip:
+                    item.setToolTip(tip[0])
                 if colour is not None:
                     item.setBackground(qt.QBrush(qt.QColor(colour)))
                     item.setForeground(qt.QBrush(qt.QColor("white")))
                 table.setItem(r, c, item)
         table.resizeColumnsToContents()
-        montage = outputs.montage if outputs is not None else None
-        if montage is None or not pathlib.Path(montage).is_file():
-            self.ui.qualityMontageLabel.clear()
+
+    @staticmethod
+    def _showPicture(label, png) -> None:
+        """A PNG into a QLabel, 360 px wide (cleared when there is none)."""
+        import qt
+
+        if png is None or not pathlib.Path(png).is_file():
+            label.clear()
             return
         # through QImage: a QPixmap loaded by file name may come from Qt's cache, not the new file
-        self.ui.qualityMontageLabel.setPixmap(qt.QPixmap.fromImage(qt.QImage(str(montage))).scaledToWidth(
-            360, qt.Qt.SmoothTransformation))
+        label.setPixmap(qt.QPixmap.fromImage(qt.QImage(str(png))).scaledToWidth(360, qt.Qt.SmoothTransformation))
 
     def onQualityHideToggled(self, checked: bool) -> None:
         """Show or leave out the slices outside the LV in the shown result's table (and its table node)."""
@@ -429,30 +438,11 @@ class CMRQualityWidget(CMRScriptedWidget):
     def showLAResult(self) -> None:
         """The scan's verdict, the attribute table (rows coloured by decision), the details line
         and saliency.png."""
-        import qt
-
         outputs = self._laOutputs
         self.ui.laVerdictLabel.text = outputs.sentence if outputs is not None else ""
         self.ui.laResultLabel.text = outputs.summary_text() if outputs is not None else ""
-        table = self.ui.laAttributeTable
-        table.clearContents()
-        cells = outputs.table_cells() if outputs is not None else []
-        table.setRowCount(len(cells))
-        for r, (texts, colour) in enumerate(cells):
-            for c, text in enumerate(texts):
-                item = qt.QTableWidgetItem(text)
-                if colour is not None:
-                    item.setBackground(qt.QBrush(qt.QColor(colour)))
-                    item.setForeground(qt.QBrush(qt.QColor("white")))
-                table.setItem(r, c, item)
-        table.resizeColumnsToContents()
-        png = outputs.saliency_png if outputs is not None else None
-        if png is None or not pathlib.Path(png).is_file():
-            self.ui.laSaliencyImageLabel.clear()
-            return
-        # through QImage: a QPixmap loaded by file name may come from Qt's cache, not the new file
-        self.ui.laSaliencyImageLabel.setPixmap(qt.QPixmap.fromImage(qt.QImage(str(png))).scaledToWidth(
-            360, qt.Qt.SmoothTransformation))
+        self._fillTable(self.ui.laAttributeTable, outputs.table_cells() if outputs is not None else [])
+        self._showPicture(self.ui.laSaliencyImageLabel, outputs.saliency_png if outputs is not None else None)
 
 
     # ---- labelling ----------------------------------------------------------------------------

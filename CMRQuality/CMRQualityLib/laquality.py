@@ -101,12 +101,9 @@ def default_la_threshold() -> tuple[float, str]:
     """(threshold t, where from) that `cmr la-quality` uses without ``--threshold``: the installed
     LA detector's calibrated slice threshold, else 0.5."""
     from cmrlib.laquality.pipeline import DETECTOR_MODEL
-    from cmrlib.models.zoo import find_model, model_installed
-    if model_installed(DETECTOR_MODEL):
-        value = find_model(DETECTOR_MODEL).calibration.get("slice_threshold")
-        if value is not None:
-            return float(value), f"{DETECTOR_MODEL} calibration"
-    return FALLBACK_THRESHOLD, "no calibrated threshold installed"
+
+    from .quality import calibrated_threshold
+    return calibrated_threshold(DETECTOR_MODEL, "slice_threshold")
 
 
 def check_la_threshold(threshold: float | None) -> float | None:

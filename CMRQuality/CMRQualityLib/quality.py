@@ -124,12 +124,17 @@ def lge_image(node: Any, force: bool = False) -> Any:
 def default_threshold() -> tuple[float, str]:
     """(threshold, where from) that `cmr quality certainty` uses without ``--threshold``: the
     installed certainty model's calibrated operating threshold, else 0.5."""
-    from cmrlib.models.zoo import find_model, model_installed
     from cmrlib.quality.pipeline import CERTAINTY_MODEL
-    if model_installed(CERTAINTY_MODEL):
-        value = find_model(CERTAINTY_MODEL).calibration.get("operating_threshold")
+    return calibrated_threshold(CERTAINTY_MODEL, "operating_threshold")
+
+
+def calibrated_threshold(model: str, key: str) -> tuple[float, str]:
+    """(the installed ``model``'s calibrated ``key``, where from), else (0.5, why not)."""
+    from cmrlib.models.zoo import find_model, model_installed
+    if model_installed(model):
+        value = find_model(model).calibration.get(key)
         if value is not None:
-            return float(value), f"{CERTAINTY_MODEL} calibration"
+            return float(value), f"{model} calibration"
     return FALLBACK_THRESHOLD, "no calibrated threshold installed"
 
 

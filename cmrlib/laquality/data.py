@@ -158,10 +158,12 @@ def shift_scan(scan: LAScan, rng: np.random.Generator) -> LAScan:
     vol = np.pad(vol, [(0, a - b) for a, b in zip(scan.volume.shape, vol.shape)], mode="edge")
     field_ = bias_field(vol.shape[1:], rng, float(rng.uniform(0.25, 0.45)))
     vol = vol * field_[None]
-    # the atrium off-centre: roll the field of view by up to 30 mm, filling with background
-    shift = rng.integers(-24, 25, 2)
-    vol = np.roll(vol, tuple(int(s) for s in shift), axis=(1, 2))
-    mask = np.roll(scan.mask, tuple(int(s) for s in shift), axis=(1, 2)) if scan.mask is not None else None
+    # the atrium off-centre: the field of view moved by up to 30 mm (what leaves it is lost, what
+    # enters reads as air)
+    shift = (0, int(rng.integers(-24, 25)), int(rng.integers(-24, 25)))
+    vol = ndimage.shift(vol, shift, order=0, mode="constant", cval=0.0)
+    mask = ndimage.shift(scan.mask.astype(np.uint8), shift, order=0, mode="constant", cval=0) > 0 \
+        if scan.mask is not None else None
     vol = vol * float(rng.uniform(50, 3000)) + float(rng.uniform(0, 40))
     return LAScan(scan.name + "-shifted", normalise_volume(vol).astype(np.float16), mask, scan.scores, scan.truth,
                   {**scan.meta, "shifted": True})

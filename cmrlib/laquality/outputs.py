@@ -55,18 +55,20 @@ def write_saliency_png(result, path: Path) -> str:
             ax.contour(result.la_mask[k].astype(float), levels=[0.5], colors="#40c057", linewidths=1)
     axes[0].set_title(f"slice {k + 1}: LA contour (detector)", color="white", fontsize=9)
     axes[1].set_title("HiResCAM of the quality output", color="white", fontsize=9)
+    return _finish(fig, result, path, top=0.92, dpi=90)
+
+
+def _finish(fig, result, path: Path, top: float, dpi: int) -> str:
+    """The figure's title (the verdict), the models' notice, saved as ``path``."""
+    import matplotlib.pyplot as plt
     fig.suptitle(f"{result.series}: {result.sentence}", color="white", fontsize=9, wrap=True)
-    _notice(fig, result)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.92))
-    fig.savefig(path, dpi=90, facecolor="black")
-    plt.close(fig)
-    return path.name
-
-
-def _notice(fig, result) -> None:
     notice = "; ".join(sorted({m["notice"] for m in result.models if m.get("notice")}))
     if notice:
         fig.text(0.5, 0.005, notice, color="#adb5bd", ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, top))
+    fig.savefig(path, dpi=dpi, facecolor="black")
+    plt.close(fig)
+    return path.name
 
 
 def write_montage(result, path: Path) -> str:
@@ -97,12 +99,7 @@ def write_montage(result, path: Path) -> str:
                          fontsize=8)
         else:
             ax.set_title(f"slice {k + 1}: no LA", color="#868e96", fontsize=8)
-    fig.suptitle(f"{result.series}: {result.sentence}", color="white", fontsize=9, wrap=True)
-    _notice(fig, result)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.93))
-    fig.savefig(path, dpi=80, facecolor="black")
-    plt.close(fig)
-    return path.name
+    return _finish(fig, result, path, top=0.93, dpi=80)
 
 
 def write_result(result, out: Path) -> dict[str, Any]:

@@ -84,17 +84,12 @@ def _model_info(entry) -> dict[str, Any]:
             "phantom_trained": entry.phantom_trained}
 
 
-def detect(model, volume01: np.ndarray, dev, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def detect(model, volume01: np.ndarray, dev) -> tuple[np.ndarray, np.ndarray]:
     """(LA probability on the grid ``[Z, H, W]``, each slice's peak probability in the network view)."""
-    import torch
-
     from .preprocess import detector_input, unwindow
+    from .train import predict_masks
     x, side, centre = detector_input(volume01)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            out.append(torch.sigmoid(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev))).cpu().numpy())
-    p = np.concatenate(out)[:, 0]
+    p = predict_masks(model, x, dev)[:, 0]
     peaks = p.reshape(len(p), -1).max(1)
     prob = np.stack([unwindow(v, volume01.shape[1:], centre, side) for v in p])
     return prob, peaks

@@ -167,12 +167,18 @@ def fit_slice_threshold(peaks: np.ndarray, has_la: np.ndarray) -> dict:
     return {"slice_threshold": t, **{f"validation_{k}": v for k, v in slice_detection(peaks, has_la, t).items()}}
 
 
-def predict_masks(model, x: np.ndarray, dev, batch: int = 32) -> np.ndarray:
+def predict_sigmoid(model, x: np.ndarray, dev, batch: int = 32) -> np.ndarray:
+    """``sigmoid(model(x))`` of network inputs ``x`` ``[n, 1, S, S]`` in batches (no gradients)."""
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
             out.append(torch.sigmoid(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev))).cpu().numpy())
     return np.concatenate(out)
+
+
+def predict_masks(model, x: np.ndarray, dev) -> np.ndarray:
+    """LA blood-pool probabilities ``[n, 1, S, S]`` of detector inputs."""
+    return predict_sigmoid(model, x, dev)
 
 
 def run_detector(args: argparse.Namespace) -> int:
@@ -252,13 +258,9 @@ def quality_val_set(val: list[LAScan]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return np.stack(xs)[:, None], np.stack(ys), np.array(owner)
 
 
-def predict_labels(model, x: np.ndarray, dev, batch: int = 64) -> np.ndarray:
+def predict_labels(model, x: np.ndarray, dev) -> np.ndarray:
     """Probabilities of *diagnostic* ``[n, 4]`` of quality inputs ``[n, 1, S, S]``."""
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            out.append(torch.sigmoid(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(dev))).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(LABELS)), np.float32)
+    return predict_sigmoid(model, x, dev, 64) if len(x) else np.zeros((0, len(LABELS)), np.float32)
 
 
 def scan_mode(decisions: np.ndarray, probabilities: np.ndarray) -> tuple[bool, float]:
