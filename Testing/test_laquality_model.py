@@ -218,3 +218,19 @@ def test_user_scans_read_scores_and_masks(tmp_path):
     _write_user_folder(tmp_path / "nomask", with_masks=False)
     with pytest.raises(InputError, match="no mask"):
         data.user_scans(tmp_path / "nomask", need_masks=True)
+
+
+def test_select_atrium_keeps_one_connected_blood_pool():
+    from cmrlib.laquality.pipeline import select_atrium
+    voxel_ml = 1.25 * 1.25 * 2.5 / 1000
+    rng = np.random.default_rng(0)
+    speckle = (rng.random((30, 96, 96)) > 0.995).astype(np.float32)  # isolated bright pixels everywhere
+    mask, used, peaks = select_atrium(speckle, 0.6, voxel_ml)
+    assert used == [] and not mask.any()  # the card's any-pixel rule alone would take every slice
+    prob = speckle * 0.45  # faint speckle below the mask level
+    prob[10:20, 30:60, 30:60] = 0.95  # a 28 ml atrium over slices 10-19
+    prob[2:4, 80:84, 80:84] = 0.99  # a small bright spot elsewhere
+    mask, used, peaks = select_atrium(prob, 0.6, voxel_ml)
+    assert used == list(range(10, 20)) and mask[10:20, 30:60, 30:60].all() and not mask[2:4, 80:84, 80:84].any()
+    assert np.isclose(peaks[15], 0.95) and peaks[3] == 0.0
+    assert select_atrium(prob, 0.97, voxel_ml)[1] == []

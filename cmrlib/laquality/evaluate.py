@@ -52,12 +52,13 @@ class Detected:
 
 
 def run_detector(model, scans: list[LAScan], threshold: float, dev) -> list[Detected]:
-    from .pipeline import PIXEL_THRESHOLD, detect
+    from .pipeline import detect, select_atrium
+    from .preprocess import CARD_SPACING_MM
+    voxel_ml = float(np.prod(CARD_SPACING_MM)) / 1000.0
     out = []
     for s in scans:
-        prob, peaks = detect(model, s.volume.astype(np.float32), dev)
-        mask = prob > PIXEL_THRESHOLD
-        used = [int(k) for k in np.flatnonzero(peaks > threshold)]
+        prob, _ = detect(model, s.volume.astype(np.float32), dev)
+        mask, used, peaks = select_atrium(prob, threshold, voxel_ml)
         w = mask[used].sum(0) if used else mask.sum(0)
         if w.sum() > 0:
             rows, cols = np.nonzero(w)

@@ -8,9 +8,10 @@ scan's verdict for each attribute and for the quality for fibrosis assessment is
 its slices' decisions** (probability ≥ 0.5 = diagnostic); HiResCAM saliency of the quality output
 on every used slice.
 
-No answer when the network cannot read the input: no slice above t gives "no LA found" and no
-score; a detected atrium of implausible volume, slices that split evenly, or a stack of used
-slices with gaps are said in the notes.
+No answer when the network cannot read the input: no connected blood pool of at least 5 ml with
+a slice above t gives "no LA found" and no score (:func:`select_atrium`); a detected atrium of
+implausible volume or filling the whole stack, slices that split evenly, or used slices with gaps
+are said in the notes.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .networks import ATTRIBUTES, LABELS
 QUALITY_MODEL = "la-quality-compact"
 DETECTOR_MODEL = "la-detector-compact"
 PIXEL_THRESHOLD = 0.5  # blood-pool mask: pixel probability
+MIN_ATRIUM_ML = 5.0  # smallest connected blood pool taken for an atrium
 LA_VOLUME_ML = (10.0, 250.0)  # a detected atrium outside this is said in the notes
 SPLIT_VOTE = (0.4, 0.6)  # share of slices voting diagnostic that is reported as a split verdict
 NAMES = {"myocardial_nulling": "myocardial nulling", "sharpness": "sharpness",
@@ -95,6 +97,25 @@ def detect(model, volume01: np.ndarray, dev) -> tuple[np.ndarray, np.ndarray]:
     return prob, peaks
 
 
+def select_atrium(prob: np.ndarray, threshold: float, voxel_ml: float) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """(the atrium's mask, the slices that contain it, each slice's peak probability inside it).
+
+    The card's rule — a slice contains LA when any pixel exceeds t — is applied inside the
+    largest connected 3-D blood-pool component (pixels > 0.5) of at least :data:`MIN_ATRIUM_ML`:
+    on its own it fires on speckle, noise and any bright spot, which is exactly the input the
+    network cannot read; no such component is "no LA found"."""
+    from scipy import ndimage
+    mask = prob > PIXEL_THRESHOLD
+    labels, n = ndimage.label(mask)
+    atrium = np.zeros(mask.shape, bool)
+    if n:
+        sizes = np.bincount(labels.ravel())[1:]
+        if sizes.max() * voxel_ml >= MIN_ATRIUM_ML:
+            atrium = labels == int(np.argmax(sizes)) + 1
+    peaks = np.where(atrium, prob, 0.0).reshape(len(prob), -1).max(1)
+    return atrium, [int(k) for k in np.flatnonzero(peaks > threshold)], peaks
+
+
 def assess_volume(image: Image, *, threshold: float | None = None, series: str = "", notes: list[str] | None = None,
                   quality_model: str = QUALITY_MODEL, detector_model: str = DETECTOR_MODEL,
                   saliency_slice: int | None = None, with_saliency: bool = True, device: str | None = None,
@@ -122,10 +143,9 @@ def assess_volume(image: Image, *, threshold: float | None = None, series: str =
     models = [_model_info(d_entry), _model_info(q_entry)]
     vol01 = normalise_volume(grid.array)
     report(progress, "LA detector", 0, 3, "finding the left atrium")
-    prob, peaks = detect(detector, vol01, dev)
-    la_mask = prob > PIXEL_THRESHOLD
-    used = [int(k) for k in np.flatnonzero(peaks > t)]
+    prob, _ = detect(detector, vol01, dev)
     voxel_ml = float(np.prod(grid.spacing)) / 1000.0
+    la_mask, used, peaks = select_atrium(prob, t, voxel_ml)
     la_ml = float(la_mask.sum() * voxel_ml)
     slices = [{"index": int(k), "la_peak_probability": round(float(peaks[k]), 4), "used": bool(peaks[k] > t),
                "la_area_mm2": round(float(la_mask[k].sum() * grid.spacing[0] * grid.spacing[1]), 1)}
@@ -136,10 +156,9 @@ def assess_volume(image: Image, *, threshold: float | None = None, series: str =
         return LAQualityResult(diagnostic=None, attributes={}, seconds=time.perf_counter() - t0,
                                saliency=np.zeros_like(vol01), **base)
     # stage 2 on a window centred on the detected atrium (probability-weighted over the used slices)
-    w = prob[used].sum(0) if la_mask[used].sum() == 0 else la_mask[used].sum(0).astype(float)
-    rows, cols = np.nonzero(w > 0) if (w > 0).any() else (np.array([vol01.shape[1] // 2]), np.array([vol01.shape[2] // 2]))
-    weights = w[rows, cols] if (w > 0).any() else np.ones(1)
-    centre = (float(np.average(rows, weights=weights)), float(np.average(cols, weights=weights)))
+    w = la_mask[used].sum(0).astype(float)  # the used slices hold atrium pixels (select_atrium)
+    rows, cols = np.nonzero(w)
+    centre = (float(np.average(rows, weights=w[rows, cols])), float(np.average(cols, weights=w[rows, cols])))
     report(progress, "LA quality", 1, 3, f"{len(used)} slices with atrium")
     x = quality_input(vol01, used, centre)
     p = predict_labels(quality, x, dev)
@@ -160,6 +179,9 @@ def assess_volume(image: Image, *, threshold: float | None = None, series: str =
     if not LA_VOLUME_ML[0] <= la_ml <= LA_VOLUME_ML[1]:
         notes.append(f"the detected atrium is {la_ml:.0f} ml (expected {LA_VOLUME_ML[0]:.0f}–{LA_VOLUME_ML[1]:.0f}): "
                      "the detector may not have found the left atrium; check the LA mask")
+    if la_mask[0].any() and la_mask[-1].any():
+        notes.append("the detected atrium runs through the whole volume, first slice to last: the detector may have "
+                     "taken another structure for it; check the LA mask")
     gaps = [b for a, b in zip(used, used[1:]) if b - a > 2]
     if gaps:
         notes.append(f"the slices with atrium are not contiguous (gap before slice {gaps[0] + 1}): check the LA mask")

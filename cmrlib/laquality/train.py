@@ -158,13 +158,30 @@ def slice_detection(peaks: np.ndarray, has_la: np.ndarray, t: float) -> dict:
     return {"sensitivity": round(st.sensitivity, 4), "specificity": round(st.specificity, 4)}
 
 
-def fit_slice_threshold(peaks: np.ndarray, has_la: np.ndarray) -> dict:
-    """The t with the best sensitivity + specificity of "slice contains LA" (ties: the middle one)."""
-    grid = np.round(np.linspace(0.05, 0.95, 91), 3)
+def fit_slice_threshold(peaks: np.ndarray, has_la: np.ndarray, lowest: float = 0.5) -> dict:
+    """The t ≥ ``lowest`` with the best sensitivity + specificity of "slice contains LA" (ties: the
+    middle one). Inside the atrium every pixel is above the mask's 0.5, so lower t change nothing."""
+    grid = np.round(np.arange(lowest, 0.951, 0.01), 3)
     j = np.array([sum(slice_detection(peaks, has_la, t).values()) for t in grid])
     best = grid[np.flatnonzero(j >= j.max() - 1e-9)]
     t = float(best[len(best) // 2])
     return {"slice_threshold": t, **{f"validation_{k}": v for k, v in slice_detection(peaks, has_la, t).items()}}
+
+
+def calibrate_detector(model, val: list[LAScan], dev) -> dict:
+    """The slice threshold t fitted on whole validation volumes, with the pipeline's rule (a slice's
+    peak inside the detected atrium, :func:`cmrlib.laquality.pipeline.select_atrium`)."""
+    from .pipeline import detect, select_atrium
+    from .preprocess import CARD_SPACING_MM
+    voxel_ml = float(np.prod(CARD_SPACING_MM)) / 1000.0
+    peaks, has = [], []
+    model.eval()
+    for s in val:
+        prob, _ = detect(model, s.volume.astype(np.float32), dev)
+        peaks.append(select_atrium(prob, 1.0, voxel_ml)[2])  # the peaks do not depend on t
+        has.append(s.mask.reshape(len(s.mask), -1).any(1))
+    return {**fit_slice_threshold(np.concatenate(peaks), np.concatenate(has)),
+            "rule": "peak inside the largest connected blood pool of >= 5 ml"}
 
 
 def predict_sigmoid(model, x: np.ndarray, dev, batch: int = 32) -> np.ndarray:
@@ -230,8 +247,7 @@ def run_detector(args: argparse.Namespace) -> int:
                                         "la_detector_unet", config_args(cfg), progress)
     calibration = {}
     if val:
-        p = predict_masks(model, xv, dev)
-        calibration = fit_slice_threshold(p.reshape(len(p), -1).max(1), yv.reshape(len(yv), -1).max(1) > 0)
+        calibration = calibrate_detector(model, val, dev)
         print(f"slice threshold t = {calibration['slice_threshold']} (validation sensitivity "
               f"{calibration['validation_sensitivity']}, specificity {calibration['validation_specificity']})")
     return _save(args, model, name, "la-detector", "la_detector_unet", config_args(cfg), session, trained_on,
