@@ -23,7 +23,7 @@ CAPABILITY = Capability(
         Output("slices.csv", "csv", "per slice: index, LA detected (peak probability), used, probabilities of "
                                     "diagnostic for the three attributes and the overall quality"),
         Output("la_mask.nrrd", "nrrd", "LA blood pool found by the detector (0/1) on the assessed grid"),
-        Output("saliency.nrrd", "nrrd", "HiResCAM saliency of the overall-quality output (0–1) on every used slice"),
+        Output("saliency.nrrd", "nrrd", "HiResCAM saliency of the verdict (what made the scan diagnostic or non-diagnostic; 0–1) on every used slice"),
         Output("saliency.png", "png", "the chosen slice with its saliency overlay and the LA contour"),
         Output("la_quality.png", "png", "montage of the used slices with LA contour and each slice's vote"),
     ),

@@ -54,7 +54,8 @@ def write_saliency_png(result, path: Path) -> str:
         for ax in axes:
             ax.contour(result.la_mask[k].astype(float), levels=[0.5], colors="#40c057", linewidths=1)
     axes[0].set_title(f"slice {k + 1}: LA contour (detector)", color="white", fontsize=9)
-    axes[1].set_title("HiResCAM of the quality output", color="white", fontsize=9)
+    verdict = "diagnostic" if result.diagnostic else "non-diagnostic"
+    axes[1].set_title(f"HiResCAM: what made the slice {verdict}", color="white", fontsize=9)
     return _finish(fig, result, path, top=0.92, dpi=90)
 
 
@@ -120,7 +121,8 @@ def write_result(result, out: Path) -> dict[str, Any]:
     write_image(Image(result.la_mask.astype(np.uint8), grid.spacing, grid.origin, grid.direction,
                       meta={"labels": {"1": "LA blood pool"}}), out / MASK)
     write_image(Image(result.saliency.astype(np.float32), grid.spacing, grid.origin, grid.direction,
-                      meta={"saliency": "HiResCAM of the overall quality output, scaled 0-1 over the volume"}),
+                      meta={"saliency": "HiResCAM of the verdict (the quality logit, negated for a non-diagnostic "
+                                        "scan), scaled 0-1 over the volume"}),
                 out / SALIENCY)
     summary["figures"] = [write_saliency_png(result, out / SALIENCY_PNG), write_montage(result, out / MONTAGE)]
     (out / RESULT).write_text(json.dumps(summary, indent=2))

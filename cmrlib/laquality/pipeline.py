@@ -189,7 +189,10 @@ def assess_volume(image: Image, *, threshold: float | None = None, series: str =
     chosen = None
     if with_saliency:
         report(progress, "saliency", 2, 3, "HiResCAM")
-        cam = np.concatenate([hirescam(quality, torch.from_numpy(x[i:i + 16]).to(dev)) for i in range(0, len(x), 16)])
+        # the explanation of the scan's verdict: what made it diagnostic, or non-diagnostic
+        sign = 1.0 if attributes["overall_quality"]["diagnostic"] else -1.0
+        cam = np.concatenate([hirescam(quality, torch.from_numpy(x[i:i + 16]).to(dev), sign=sign)
+                              for i in range(0, len(x), 16)])
         cam = cam / max(float(cam.max()), 1e-12)
         for i, k in enumerate(used):
             saliency[k] = np.clip(unwindow(cam[i], vol01.shape[1:], centre, quality_side_px()), 0.0, 1.0)

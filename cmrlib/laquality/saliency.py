@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 
 
-def hirescam(model, x: torch.Tensor, output: int = 3) -> np.ndarray:
-    """Saliency ``[N, S, S]`` (≥ 0, unscaled) of logit ``output`` (default the overall quality) for
-    inputs ``x`` ``[N, 1, S, S]``; the model's parameters are left untouched."""
+def hirescam(model, x: torch.Tensor, output: int = 3, sign: float = 1.0) -> np.ndarray:
+    """Saliency ``[N, S, S]`` (≥ 0, unscaled) of ``sign`` × logit ``output`` (default the overall
+    quality) for inputs ``x`` ``[N, 1, S, S]``: ``sign`` −1 explains *non-diagnostic* (the
+    predicted class of a poor scan), +1 *diagnostic*. The model's parameters are left untouched."""
     was_training = model.training
     model.eval()
     x = x.detach().clone().requires_grad_(True)  # so that a frozen encoder still passes gradients
@@ -25,7 +26,7 @@ def hirescam(model, x: torch.Tensor, output: int = 3) -> np.ndarray:
         last.retain_grad()
         logits = model.heads(last.mean((2, 3)))
         model.zero_grad(set_to_none=True)
-        logits[:, output].sum().backward()
+        (sign * logits[:, output]).sum().backward()
         cam = F.relu((last.grad * last).sum(1, keepdim=True))
     model.zero_grad(set_to_none=True)
     model.train(was_training)
