@@ -114,3 +114,22 @@ def test_wrong_inputs_are_refused_and_nothing_is_written(tmp_path, capsys, case,
     err = capsys.readouterr().err.strip()
     assert rc != 0 and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_cmr_run_assesses_every_la_series_with_a_report_section(tmp_path, phantom_la):
+    from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
+    from cmrlib.phantom.generate import Study
+    from cmrlib.phantom.writer import write_study
+    ph = Phantom(sample_subject(62_001, PhantomOptions(matrix=96)))
+    study = write_study(Study(ph.s, {"la_lge": phantom_la}, ph.study_truth({"la_lge": phantom_la})), tmp_path / "s",
+                        sheets=False)
+    out = tmp_path / "run"
+    assert main(["run", str(study / "dicom"), "--out", str(out), "--quiet"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    step = run["steps"]["la-quality"]
+    assert step["status"] == "done", step
+    assert step["lines"][0].startswith("LA 3D LGE: ")
+    r = read_result(out / "la-quality")
+    assert r["summary"]["diagnostic"] in (True, False) and r["summary"]["slices_used"]
+    html = (out / "report.html").read_text()
+    assert "Left-atrial 3D LGE quality (CMRQuality)" in html and "la-quality/saliency.png" in html

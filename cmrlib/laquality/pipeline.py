@@ -135,7 +135,7 @@ def assess_volume(image: Image, *, threshold: float | None = None, series: str =
     notes = list(notes or [])
     grid, grid_notes = to_card_grid(image)
     notes += grid_notes
-    dev = pick_device(device)
+    dev = device if isinstance(device, torch.device) else pick_device(device)
     detector, d_entry = load_installed(detector_model, dev, "la-detector")
     quality, q_entry = load_installed(quality_model, dev, "la-quality")
     t = float(threshold if threshold is not None else d_entry.calibration.get("slice_threshold", 0.5))
