@@ -119,8 +119,11 @@ def test_every_image_exists_and_nothing_is_fetched(demo):
     assert scar_figures >= 2  # scar over the LGE, the %scar bull's-eye (the landmarks step's AHA segments)
     quality_figures = sum(len(r["figures"]) for r in run["steps"]["quality"]["result"]["series"])
     assert quality_figures == 2  # the slice-level / certainty montage of the PSIR and the magnitude stack
+    la_figures = sum(len(r["figures"]) for r in run["steps"]["la-quality"]["result"]["series"])
+    assert la_figures == 2  # the LA 3-D LGE's saliency and its slice montage
     # + T1 map and R² before/after of six IRW series
-    assert len(page.images) == 12 + landmark_figures + qcd_figures + stress_figures + scar_figures + quality_figures
+    assert len(page.images) == 12 + landmark_figures + qcd_figures + stress_figures + scar_figures + quality_figures \
+        + la_figures
     for src in page.images:
         path = demo / src
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
@@ -130,11 +133,15 @@ def test_every_image_exists_and_nothing_is_fetched(demo):
 def test_page_names_weights_skips_and_provenance(demo):
     text = (demo / "report.html").read_text()
     assert "phantom-trained demonstration weights" in text and "moconet-compact" in text
-    assert "Not in this version" in text and "SlicerCMR 0." in text
+    # every planned capability has landed: the report has no "Not in this version" line left
+    from cmrlib.capabilities import PLANNED
+    assert ("Not in this version" in text) == bool(PLANNED) and "SlicerCMR 0." in text
     assert "Provenance" in text and "device" in text
     run = json.loads((demo / "run.json").read_text())
-    assert sorted(m["name"] for m in run["models"]) == ["dt1-swin-compact", "landmarks-compact",
+    assert sorted(m["name"] for m in run["models"]) == ["dt1-swin-compact", "la-detector-compact",
+                                                       "la-quality-compact", "landmarks-compact",
                                                        "lge-certainty-compact", "moconet-compact", "qcd-compact",
                                                        "scar-fusion-compact", "scar-lge-compact", "slice-level-compact"]
     assert "Stress T1 reactivity, dT1" in text and "dT1 per slice" in text
+    assert "Left-atrial 3D LGE quality (CMRQuality)" in text and "slices voting diagnostic" in text
     assert "QC per slice" in text and "slices failing QC" in text
