@@ -210,18 +210,10 @@ def assess_volume(image: Image, *, threshold: float | None = None, series: str =
 
 def check_series_kind(kind: str | None, reason: str, description: str, force: bool = False) -> list[str]:
     """Notes for an input of DICOM ``kind``; InputError for a kind that is not LA 3-D LGE unless ``force``."""
-    if kind == "la_lge":
-        return []
-    what = f"{description!r}" if description else "the input"
-    if kind in WRONG_KINDS:
-        msg = (f"{what} is {WRONG_KINDS[kind]} ({reason or 'DICOM classification'}); the LA quality assessment reads "
-               "axial 3-D LGE of the left atrium")
-        if not force:
-            raise InputError(msg + "; --force assesses it anyway")
-        return [f"forced: {msg}"]
-    if kind in (None, "", "unknown"):
-        return [f"{what} is not recognised as LA 3-D LGE{f' ({reason})' if reason else ''}: assessed as if it were"]
-    return [f"{what} is of kind {kind!r}: assessed as if it were LA 3-D LGE"]
+    from ..io.kinds import check_input_kind
+    return check_input_kind(kind, reason, description, accepted=("la_lge",), wrong=WRONG_KINDS,
+                            reads="the LA quality assessment reads axial 3-D LGE of the left atrium",
+                            name="LA 3-D LGE", read_as="LA 3-D LGE", verbs=("assesses", "assessed"), force=force)
 
 
 def load_volume(path, force: bool = False) -> tuple[Image, str, list[str]]:

@@ -41,19 +41,11 @@ LEVEL_CONFIDENCE = 0.6
 
 def check_series_kind(kind: str | None, reason: str, description: str, force: bool = False) -> list[str]:
     """Notes for an input of DICOM ``kind``; InputError for a non-LGE kind unless ``force``."""
-    if kind in LGE_KINDS:
-        return []
-    what = f"{description!r}" if description else "the input"
-    if kind in WRONG_KINDS:
-        msg = (f"{what} is {WRONG_KINDS[kind]} ({reason or 'DICOM classification'}); the LGE certainty and "
-               "slice-level classifiers read short-axis LGE (PSIR or magnitude) only")
-        if not force:
-            raise InputError(msg + "; --force classifies it anyway")
-        return [f"forced: {msg}; its results are meaningless"]
-    if kind in (None, "", "unknown"):
-        why = f" ({reason})" if reason else ""
-        return [f"{what} is not recognised as LGE{why}: classified as if it were short-axis LGE"]
-    return [f"{what} is of kind {kind!r}: classified as if it were short-axis LGE"]
+    from ..io.kinds import check_input_kind
+    return check_input_kind(kind, reason, description, accepted=LGE_KINDS, wrong=WRONG_KINDS,
+                            reads="the LGE certainty and slice-level classifiers read short-axis LGE (PSIR or magnitude) "
+                                  "only", name="LGE", read_as="short-axis LGE", verbs=("classifies", "classified"),
+                            forced_note="; its results are meaningless", force=force)
 
 
 @dataclass
