@@ -828,6 +828,77 @@ class CMRQualityTest(CMRTestMixin, ScriptedLoadableModuleTest):
             session.close()
         self.delayDisplay("Test passed")
 
+    def test_CMRQualityLabellingPanel(self):
+        """Widget: the Labelling section driven through its controls. An unknown rater is refused
+        with the pool unchanged; *Add rater* registers and starts; a scoring pool's image fills the
+        red view and the slider's score is stored; a restarted panel resumes at the next image. A
+        ranking pool's batch shows 8 thumbnails; the list reordered (as a drag would) is the order
+        stored for the batch, and the next batch replaces it."""
+        import numpy as np
+        from cmrlib.labelling import vas
+        from cmrlib.labelling.pool import Pool, StackInput
+
+        rng = np.random.default_rng(0)
+        stacks = [StackInput(rng.normal(100.0, 10.0, (5, 24, 20)).astype(np.float32), (1.5, 1.5, 8.0),
+                             (0.0, 0.0, 0.0), np.eye(3), "lge_psir", f"subject {i}") for i in range(2)]
+        widget = self.moduleWidget()
+        widget.initializeParameterNode()
+        ui = widget.ui
+        with tempfile.TemporaryDirectory() as folder:
+            folder = pathlib.Path(folder)
+            try:
+                pool, _ = Pool.create(folder / "vas.sqlite", stacks, "vas", raters=["rater 1"], seed=1)
+                order = [im.key for im in pool.images()]
+                pool.close()
+                ui.labellingPoolPathLineEdit.currentPath = str(folder / "vas.sqlite")
+                ui.labellingRaterLineEdit.text = "somebody"
+                self.assertTrue(ui.labellingStartButton.enabled)
+                self.assertFalse(widget.onLabellingStart())  # not a rater of this pool
+                self.assertIsNone(widget._labelling)
+                self.assertFalse(ui.labellingSubmitScoreButton.enabled)
+                with Pool(folder / "vas.sqlite") as pool:
+                    self.assertEqual(list(pool.raters()), ["rater 1"])
+                self.assertTrue(widget.onLabellingAddRater())
+                self.assertEqual(widget._labelling.rater, "somebody")
+                self.assertTrue(ui.labellingScoreSlider.enabled and ui.labellingSubmitScoreButton.enabled)
+                composite = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceCompositeNode()
+                self.assertEqual(composite.GetBackgroundVolumeID(), widget._labellingNode.GetID())
+                ui.labellingScoreSlider.value = 20
+                ui.labellingSubmitScoreButton.click()
+                widget.onLabellingPoolChanged()  # the panel closes its session, as a new pool path does
+                self.assertIsNone(widget._labelling)
+                self.assertTrue(widget.onLabellingStart())
+                self.assertEqual(widget._labelling.task.images, [order[1]])  # resumed
+                with Pool(folder / "vas.sqlite") as pool:
+                    self.assertEqual(vas.latest_scores(pool), {order[0]: {"somebody": 20.0}})
+
+                Pool.create(folder / "rank.sqlite", stacks, "rank", raters=["rater 1"], seed=1)[0].close()
+                ui.labellingPoolPathLineEdit.currentPath = str(folder / "rank.sqlite")
+                ui.labellingRaterLineEdit.text = "rater 1"
+                self.assertTrue(widget.onLabellingStart())
+                batch_list = ui.labellingBatchList
+                self.assertEqual(batch_list.count, 8)
+                self.assertTrue(ui.labellingSubmitOrderButton.enabled)
+                self.assertFalse(ui.labellingScoreSlider.enabled)
+                self.assertFalse(batch_list.item(0).icon().isNull())
+                batch_id = widget._labelling.task.batch
+                batch_list.insertItem(0, batch_list.takeItem(batch_list.count - 1))  # the last tile dropped first
+                wanted = widget.labellingOrder()
+                self.assertEqual(len(set(wanted)), 8)
+                ui.labellingSubmitOrderButton.click()
+                self.assertNotEqual(widget._labelling.task.batch, batch_id)
+                with Pool(folder / "rank.sqlite") as pool, pool.reading() as db:
+                    stored = [key for (key,) in db.execute(
+                        "SELECT i.key FROM placements p JOIN images i ON i.id = p.image_id WHERE p.batch_id = ? "
+                        "ORDER BY p.place", (batch_id,))]
+                self.assertEqual(stored, wanted)
+                self.assertEqual(batch_list.count, 8)
+            finally:
+                widget.closeLabelling()
+                ui.labellingPoolPathLineEdit.currentPath = ""
+                ui.labellingRaterLineEdit.text = ""
+        self.delayDisplay("Test passed")
+
     def test_CMRQualityWatcher(self):
         """Widget: with "Watch for new LGE" on, loading the bundled cine and LGE classifies the LGE
         only (the worker starts by itself); turned off, the scene is no longer watched."""

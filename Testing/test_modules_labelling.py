@@ -187,4 +187,6 @@ def test_module_file_has_the_labelling_parameters_handlers_and_self_test():
     assert {"onLabellingStart", "onLabellingSubmitScore", "onLabellingSubmitOrder", "showLabellingTask",
             "labellingOrder"} <= widget
     tests = {f.name for f in classes["CMRQualityTest"].body if isinstance(f, ast.FunctionDef)}
-    assert "test_CMRQualityLabelling" in tests
+    assert {"test_CMRQualityLabelling", "test_CMRQualityLabellingPanel"} <= tests
+    # what the widget-level self-test drives exists on the widget
+    assert {"onLabellingAddRater", "onLabellingPoolChanged", "closeLabelling"} <= widget

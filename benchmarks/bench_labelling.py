@@ -45,11 +45,13 @@ from cmrlib.labelling.pool import Pool, StackInput
 from cmrlib.labelling.simulate import SimulatedRater, level_class
 from cmrlib.labelling.tasks import answer, next_task
 from cmrlib.metrics import cohen_kappa, mcnemar
-from cmrlib.quality.data import TEST_SEED_BASE, calibrate_rater_sd, extended_phantom, phantom_lge_stack, simulate_raters
+from cmrlib.phantom.sets import extended_phantom
+from cmrlib.quality.data import TEST_SEED_BASE, calibrate_rater_sd, phantom_lge_stack, simulate_raters
 
 RATER_BIASES = (0.0, 0.05, -0.05)  # LV lengths
 NOISE_LEVELS = (0.05, 0.10, 0.15)  # LV lengths per look; a slice step is 0.09–0.14
 VAS_SEEDS = 5
+CLASSIFIER_NOISE = 0.15  # LV lengths per look: where the two label sets differ most (the card's p = 0.02)
 
 
 def long_axis_level(seed: int, slices: list[dict]) -> list[float]:
@@ -62,10 +64,10 @@ def long_axis_level(seed: int, slices: list[dict]) -> list[float]:
     return levels
 
 
-def phantom_stacks(n: int) -> list[dict]:
+def phantom_stacks(n: int, seed_base: int = TEST_SEED_BASE) -> list[dict]:
     out = []
     for i in range(n):
-        seed = TEST_SEED_BASE + i
+        seed = seed_base + i
         series = phantom_lge_stack(seed)
         img, slices = series.image, series.truth["slices"]
         out.append({"seed": seed, "image": img, "slices": slices, "levels": long_axis_level(seed, slices)})
@@ -127,6 +129,9 @@ def ranking_session(stacks: list[dict], sd: float, folder: Path) -> dict:
     pool.close()
     ms = {k: 1000 * np.array(v) for k, v in seconds.items()}
     return {
+        "pool": pool.path,
+        "labels": {"key": keys_in_order, "ranking": ranked_cls, "rater A": alone[0], "majority": majority,
+                   "truth": true_cls},
         "passes": {"noise σ (LV lengths)": sd, "images": len(truth), "batches": n_batches,
                    "Spearman 1 view": round(passes.get(1, float("nan")), 4),
                    "Spearman 2 views": round(passes.get(2, float("nan")), 4),
@@ -151,6 +156,139 @@ def ranking_session(stacks: list[dict], sd: float, folder: Path) -> dict:
         "speed": [{"answer": kind, "answers": v.size, "ms p50": round(float(np.median(v)), 2),
                    "ms p95": round(float(np.percentile(v, 95)), 2)} for kind, v in ms.items() if v.size],
     }
+
+
+# ---- the card's experiment: slice-level classifiers trained on each label set ----------------
+LABEL_SETS = {"ranking": "ranking + cut points (3 raters, 3 views each)",
+              "rater A": "one at a time, rater A alone (the card's one labeller)",
+              "majority": "one at a time, majority of the 3 raters",
+              "truth": "the phantom's own class (ceiling)"}
+LABEL_SLUGS = {"ranking": "ranking", "rater A": "rater-a", "majority": "majority", "truth": "truth"}
+
+
+def _env(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+def label_set_folders(n_stacks: int, sd: float, root: Path) -> tuple[dict[str, Path], dict]:
+    """Each label set of one ranking session on ``n_stacks`` *training* phantom stacks as a
+    `cmr train slice-level --data` folder: the ranking's own export (`cmr label export`), and the
+    same images with the one-at-a-time labels or the truth in ``slice_levels.csv``. Kept in ``root``
+    and reused while the stacks and noise are the same; returns the folders and the labels'
+    accuracy on the training pool."""
+    import json
+    import shutil
+
+    from cmrlib.labelling.outputs import LEVELS_CSV, RANKING_CSV, csv_text, export
+    from cmrlib.quality.data import TRAIN_SEED_BASE
+    folders = {k: root / LABEL_SLUGS[k] for k in LABEL_SETS}
+    stamp, key = root / "label_sets.json", {"stacks": n_stacks, "noise": sd, "seed_base": TRAIN_SEED_BASE}
+    if stamp.is_file() and json.loads(stamp.read_text())["key"] == key:
+        return folders, json.loads(stamp.read_text())["accuracy"]
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    session = ranking_session(phantom_stacks(n_stacks, TRAIN_SEED_BASE), sd, root)
+    labels = session["labels"]
+    folders["ranking"].mkdir()
+    with Pool(session["pool"]) as pool:
+        export(pool, folders["ranking"])
+    import csv
+    rows = list(csv.DictReader((folders["ranking"] / RANKING_CSV).open()))
+    where = {k: i for i, k in enumerate(labels["key"])}
+    assert all(r["class"] == labels["ranking"][where[r["key"]]] for r in rows), "export and session disagree"
+    for name in ("rater A", "majority", "truth"):
+        folders[name].mkdir()
+        shutil.copytree(folders["ranking"] / "images", folders[name] / "images")
+        (folders[name] / LEVELS_CSV).write_text(csv_text(["image", "slice", "class"], [
+            {"image": r["image"], "slice": r["slice"], "class": labels[name][where[r["key"]]]} for r in rows]))
+    accuracy = {name: round(100 * float(np.mean(labels[name] == labels["truth"])), 1) for name in LABEL_SETS}
+    stamp.write_text(json.dumps({"key": key, "accuracy": accuracy, "images": len(rows)}))
+    return folders, accuracy
+
+
+def train_classifier(folder: Path, label_set: str, n_stacks: int, seed: int, models: Path, cache: Path) -> str:
+    """`cmr train slice-level --data folder` (compact, from scratch); a model already in ``models`` is reused."""
+    from cmrlib.cli import main
+    from cmrlib.models.zoo import read_manifest
+    name = f"slice-level-{LABEL_SLUGS[label_set]}-n{n_stacks}-s{seed}"
+    if any(e.name == name for e in read_manifest(models)):
+        return name
+    argv = ["train", "slice-level", "--data", str(folder), "--preset", "compact", "--seed", str(seed),
+            "--epochs", str(_env("CMR_BENCH_LABEL_EPOCHS", 25)), "--steps", str(_env("CMR_BENCH_LABEL_STEPS", 60)),
+            "--name", name, "--out", str(models), "--cache", str(cache), "--quiet"]
+    if main(argv) != 0:
+        raise RuntimeError(f"training {name} failed")
+    return name
+
+
+def classifier_experiment(n_stacks: int, sd: float) -> tuple[list[dict], list[dict]]:
+    """The card's ranking-vs-one-at-a-time experiment (module docstring): rows per label set (mean ±
+    sd over training seeds) and McNemar's test per seed."""
+    import torch
+
+    from cmrlib.device import pick_device
+    from cmrlib.metrics import mcnemar
+    from cmrlib.models.zoo import clear_model_cache, load_model, model_installed
+    from cmrlib.quality.evaluate import PUBLISHED_SLICE_LEVEL, multiclass_stats, slice_level_probabilities
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    cache = Path(os.environ.get("CMR_BENCH_LABEL_CACHE", ".cache/labelling"))
+    models = cache / "bench-models"
+    folders, label_accuracy = label_set_folders(n_stacks, sd, cache / f"label-sets-n{n_stacks}")
+    seeds = range(_env("CMR_BENCH_LABEL_SEEDS", 2))
+    t0 = time.perf_counter()
+    names = {k: [train_classifier(folders[k], k, n_stacks, s, models, cache / "checkpoints") for s in seeds]
+             for k in LABEL_SETS}
+    train_minutes = (time.perf_counter() - t0) / 60
+    os.environ["CMR_MODELS_DIR"] = os.pathsep.join([str(models), os.environ.get("CMR_MODELS_DIR", "")]).strip(os.pathsep)
+    clear_model_cache()
+    dev = pick_device(None)
+    test = phantom_stacks(_env("CMR_BENCH_LABEL_TEST", 40))
+    classes = list(ranking.SLICE_CLASSES)
+    y = np.array([classes.index(st["class"]) for s in test for st in s["slices"]])
+    # the card's framing: one-at-a-time labels of the test images as the truth (rater A, same noise)
+    rater = SimulatedRater("rater A", level_bias=RATER_BIASES[0], level_sd=sd, seed=100)
+    levels = {f"{s['seed']}:{k}": v for s in test for k, v in enumerate(s["levels"])}
+    y_rater = np.array([classes.index(rater.classify(k, levels)) for k in levels])
+
+    def probabilities(name: str) -> np.ndarray:
+        model = load_model(name, device=dev)
+        return np.concatenate([slice_level_probabilities(s["image"], model) for s in test])
+
+    def mean_sd(values: list[float]) -> str:
+        v = np.array(values, float)
+        return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+
+    probs = {k: [probabilities(n) for n in names[k]] for k in LABEL_SETS}
+    rows = []
+    for k, what in LABEL_SETS.items():
+        stats_ = [multiclass_stats(y, p) for p in probs[k]]
+        rows.append({"trained on": what, "label accuracy on the training pool %": label_accuracy[k],
+                     "seeds": len(stats_), "accuracy": mean_sd([r["accuracy"] for r in stats_]),
+                     "macro AUC": mean_sd([r["macro_auc"] for r in stats_]),
+                     "macro F1": mean_sd([r["macro_f1"] for r in stats_]),
+                     "accuracy vs rater A's one-at-a-time test labels": mean_sd(
+                         [float(np.mean(p.argmax(1) == y_rater)) for p in probs[k]])})
+    if model_installed("slice-level-compact"):
+        r = multiclass_stats(y, probabilities("slice-level-compact"))
+        rows.append({"trained on": "bundled slice-level-compact: 600 phantom subjects, true classes",
+                     "label accuracy on the training pool %": 100.0, "seeds": 1, "accuracy": f"{r['accuracy']:.3f}",
+                     "macro AUC": f"{r['macro_auc']:.3f}", "macro F1": f"{r['macro_f1']:.3f}",
+                     "accuracy vs rater A's one-at-a-time test labels": "—"})
+    rows.append({"trained on": "published (seed 004, 333 test images): ranking / one at a time",
+                 "label accuracy on the training pool %": "", "seeds": "",
+                 "accuracy": f"{PUBLISHED_SLICE_LEVEL['accuracy']} / 0.72", "macro AUC": "0.95 / 0.86",
+                 "macro F1": "0.86 / 0.75", "accuracy vs rater A's one-at-a-time test labels": "(their truth)"})
+    rows[0]["training minutes (this run)"] = round(train_minutes, 1)
+    tests = []
+    for other in ("rater A", "majority"):
+        for s, (pr, po) in enumerate(zip(probs["ranking"], probs[other])):
+            m = mcnemar(pr.argmax(1) == y, po.argmax(1) == y)
+            m_card = mcnemar(pr.argmax(1) == y_rater, po.argmax(1) == y_rater)
+            tests.append({"ranking-trained vs": LABEL_SETS[other], "seed": s, "test slices": int(y.size),
+                          "only ranking-trained right / only the other": f"{m.only_a} / {m.only_b}",
+                          "McNemar p (phantom truth)": round(m.p, 4),
+                          "McNemar p (rater A's labels as truth, the card's)": round(m_card.p, 4)})
+    return rows, tests
 
 
 def vas_session(stacks: list[dict], folder: Path) -> list[dict]:
@@ -278,6 +416,14 @@ def run():
             {"noise σ": sd, **row} for sd, s in zip(NOISE_LEVELS, sessions) for row in s["speed"]]
         yield "Visual-analogue scoring: thresholds from the inter-rater limits (raters at the published ρ 0.82)", \
             vas_session(stacks, Path(tmp))
+        n_stacks = _env("CMR_BENCH_LABEL_CLASSIFIERS", 120)
+        if n_stacks:
+            rows, tests = classifier_experiment(n_stacks, CLASSIFIER_NOISE)
+            yield (f"The card's experiment: slice-level classifiers (compact, from scratch) trained on each label set "
+                   f"of {n_stacks} training phantom stacks (raters' noise σ {CLASSIFIER_NOISE:g}), scored on "
+                   f"{_env('CMR_BENCH_LABEL_TEST', 40)} held-out stacks against the phantom's class"), rows
+            yield "McNemar's test: the ranking-trained classifier against each one-at-a-time-trained one, per seed", \
+                tests
         seconds = float(os.environ.get("CMR_BENCH_LOAD_SECONDS", "20"))
         yield (f"Load: 4 simulated raters at once through `cmr label serve` on 127.0.0.1 (bounded: {seconds:g} s "
                "per mode; each answer is next task + its images as PNG + the answer)"), \

@@ -21,9 +21,10 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import ModelError
 from ..atomic import replace_file
@@ -238,9 +239,26 @@ def save_model(model: Any, entry: ModelEntry, folder: str | Path) -> ModelEntry:
     replace_file(tmp, folder / entry.file)
     entry.folder = folder
     entry.sha256 = sha256_of(entry.path)
-    entries = [e for e in read_manifest(folder) if e.name != entry.name] + [entry]
-    _write_json_atomic(folder / MANIFEST, {"schema": SCHEMA, "models": [e.to_manifest() for e in entries]})
+    with _manifest_lock(folder):  # two trainings finishing together must not drop each other's entry
+        entries = [e for e in read_manifest(folder) if e.name != entry.name] + [entry]
+        _write_json_atomic(folder / MANIFEST, {"schema": SCHEMA, "models": [e.to_manifest() for e in entries]})
     return entry
+
+
+@contextmanager
+def _manifest_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder``'s manifest for its read-modify-write (POSIX; elsewhere none)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: Slicer's own installs do not train in parallel
+        yield
+        return
+    with open(folder / ".manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def reproducing_command(prog: str, add_arguments: Any, args: Any) -> str:

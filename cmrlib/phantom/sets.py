@@ -40,3 +40,16 @@ def subject(seed: int, shifted: bool = False):
         s = replace(s, lv_length_mm=s.lv_length_mm * k, endo_radius_mm=s.endo_radius_mm * k,
                     wall_mm=s.wall_mm * k, rv_width_mm=s.rv_width_mm * k)
     return Phantom(s), rng
+
+
+def extended_phantom(seed: int, shifted: bool, rng: np.random.Generator, at_least: int = 0):
+    """The subject's phantom with its short-axis stack extended by ``at_least``–2 slices above the
+    base and ``at_least``–2 beyond the apex (slices without an LV, for the slice-level classifier
+    and the landmarks' LV-presence gate)."""
+    from . import Phantom
+    ph, _ = subject(seed, shifted)
+    s = ph.s
+    above, beyond = int(rng.integers(at_least, 3)), int(rng.integers(at_least, 3))
+    s2 = replace(s, first_slice_z_mm=s.first_slice_z_mm - above * s.slice_spacing_mm,
+                 n_slices=s.n_slices + above + beyond)
+    return Phantom(s2)

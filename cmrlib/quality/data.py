@@ -30,7 +30,7 @@ folders, paths relative to DIR) with one CSV — the format the labelling tools 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,24 +128,13 @@ def calibrate_rater_sd(likelihood: np.ndarray, target_rho: float = PUBLISHED_RAT
 
 
 # ---- phantom ---------------------------------------------------------------------------------
-def extended_phantom(seed: int, shifted: bool, rng: np.random.Generator):
-    """The subject's phantom with its stack extended by 0–2 slices above the base and 0–2 beyond the apex."""
-    from ..phantom import Phantom
-    from ..phantom.sets import subject
-    ph, _ = subject(seed, shifted)
-    s = ph.s
-    above, beyond = int(rng.integers(0, 3)), int(rng.integers(0, 3))
-    s2 = replace(s, first_slice_z_mm=s.first_slice_z_mm - above * s.slice_spacing_mm,
-                 n_slices=s.n_slices + above + beyond)
-    return Phantom(s2)
-
-
 MAGNITUDE_SHARE = 0.25  # subjects whose magnitude (not PSIR) LGE stack is used
 
 
 def phantom_lge_stack(seed: int, shifted: bool = False):
     """The extended LGE stack of subject ``seed``: its PSIR series, or for a quarter of the subjects
     the magnitude one (the same draw for training and evaluation)."""
+    from ..phantom.sets import extended_phantom
     rng = np.random.default_rng(seed + 5)
     psir, mag = extended_phantom(seed, shifted, rng).lge()
     return mag if rng.random() < MAGNITUDE_SHARE else psir

@@ -160,28 +160,34 @@ def _inputs_of(st: EvalStack, idx: list[int], entry) -> np.ndarray:
     return _inputs(np.asarray(st.image.array, np.float32)[idx], int(entry.arch_args.get("size", 224)))
 
 
-def evaluate_slice_level(stacks: list[EvalStack], network, cut_points: tuple[float, float] | None = None) -> dict:
+def slice_level_probabilities(image, network) -> np.ndarray:
+    """[slices, 3] probabilities of too basal / LV / too apical for a stack, through the user's path."""
     from .pipeline import classify_stack
+    res = classify_stack(image, tasks=("slice-level",), networks={"slice-level": network})
+    return np.array([[s.probabilities[c] for c in SLICE_CLASSES] for s in res.slices], float)
+
+
+def evaluate_slice_level(stacks: list[EvalStack], network, cut_points: tuple[float, float] | None = None) -> dict:
     truth, prob, pos = [], [], []
     for st in stacks:
-        res = classify_stack(st.image, tasks=("slice-level",), networks={"slice-level": network})
         truth += [SLICE_CLASSES.index(c) for c in st.classes]
-        prob += [[s.probabilities[c] for c in SLICE_CLASSES] for s in res.slices]
+        prob.append(slice_level_probabilities(st.image, network))
         n = len(st.classes)
         pos += list(np.arange(n) / max(n - 1, 1))
-    y, p, pos = np.array(truth), np.array(prob), np.array(pos)
-    out = _multiclass(y, p)
+    y, p, pos = np.array(truth), np.concatenate(prob), np.array(pos)
+    out = multiclass_stats(y, p)
     if cut_points is not None:
         a, b = cut_points
         pred = np.where(pos < a, 0, np.where(pos > b, 2, 1))
         score = np.stack([1 - pos, -np.abs(pos - 0.5), pos], 1)
-        base = _multiclass(y, score, pred)
+        base = multiclass_stats(y, score, pred)
         base["cut_points"] = [round(a, 3), round(b, 3)]
         out["baseline_position"] = base
     return out
 
 
-def _multiclass(y: np.ndarray, score: np.ndarray, pred: np.ndarray | None = None) -> dict[str, Any]:
+def multiclass_stats(y: np.ndarray, score: np.ndarray, pred: np.ndarray | None = None) -> dict[str, Any]:
+    """Accuracy, macro AUC / F1, per-class F1 / AUC and the confusion matrix of slice-level classes."""
     pred = score.argmax(1) if pred is None else pred
     m = confusion_matrix(y, pred, len(SLICE_CLASSES))
     per = {}
