@@ -31,10 +31,27 @@ def tiny_models(tmp_path, monkeypatch):
     folder = tmp_path / "models"
     save_model(model, model_entry(model, cfg, "landmarks-compact", [], "test", 0.0, "nothing (untrained test net)"),
                folder)
+    save_open_presence_gate(folder, cfg)
     monkeypatch.setenv("CMR_MODELS_DIR", str(folder))
     clear_model_cache()
     yield folder
     clear_model_cache()
+
+
+def save_open_presence_gate(folder, cfg) -> None:
+    """An untrained LV-presence gate whose threshold 0 lets every slice through (it shadows the
+    bundled gate, so these tests see only what the landmark network is made to predict)."""
+    from dataclasses import replace
+
+    from cmrlib.landmarks.resnetv2 import LandmarkNet
+    from cmrlib.models import ModelEntry, save_model
+    gate = LandmarkNet(replace(cfg, outputs=1)).eval()
+    entry = ModelEntry(name="landmarks-presence-compact", task="landmarks-presence", architecture="landmark-resnetv2",
+                       file="landmarks-presence-compact.safetensors", sha256="", version="0", arch_args=gate.arch_args(),
+                       input={}, label_table={}, trained_on="nothing (untrained test gate)", phantom_trained=True,
+                       train_command="test", metrics={}, card="")
+    entry.calibration = {"presence_threshold": 0.0}
+    save_model(gate, entry, folder)
 
 
 def _stack(tmp_path):

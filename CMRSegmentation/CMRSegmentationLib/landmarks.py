@@ -64,6 +64,7 @@ def outputs_to_nodes(scene: Any, outputs: Mapping[str, Any], name: str = "") -> 
         lps = np.array([s["lv_centre_lps"], s["rv_insertion_lps"]], float)
         node = markups_node_from_points(scene, lps, [LV_LABEL, RV_LABEL], f"{name} landmarks slice {s['index'] + 1}")
         node.SetAttribute("CMR.confidence", str(s.get("confidence")))
+        node.SetAttribute("CMR.lvPresence", str(s.get("lv_presence")))  # the LV-presence gate's p (None: not run)
         node.SetAttribute(SLICE_ATTRIBUTE, str(int(s["index"])))
         points.append(node)
         reasons.append(None)

@@ -16,7 +16,7 @@ CAPABILITY = Capability(
                 "why. A single slice needs its AHA level chosen."),
     step=Step(run="cmrlib.landmarks.pipeline:run_step", series_kinds=("t1map", "lge_psir", "lge_magnitude"),
               uses=("myocardium_mask",), provides=("landmarks", "aha_segments")),
-    trainers={"landmarks": "cmrlib.landmarks.train"},
+    trainers={"landmarks": "cmrlib.landmarks.train", "landmarks-presence": "cmrlib.landmarks.presence"},
     architectures=("cmrlib.landmarks.resnetv2",),
     outputs=(
         Output("landmarks.json", "json", "per slice: LV centre / RV insertion (pixels [col,row] and LPS mm), "

@@ -25,7 +25,10 @@ NRRD / NIfTI / MHA files, one 2-D image or a stack) with the points either in Sl
 beside the image (``<image stem>.mrk.json`` with control points labelled "LV centre" and
 "RV insertion", positions in the file's coordinate system, LPS or RAS) or in a
 ``landmarks.csv`` in the folder (columns ``image,slice,lv_col,lv_row,rv_col,rv_row``:
-pixel (column, row) of that slice, 0-based; see README).
+pixel (column, row) of that slice, 0-based; see README). For the LV-presence gate
+(`cmr train landmarks-presence --data DIR`) the annotated slices are the images *with* landmarks
+and ``no_landmarks.csv`` (columns ``image,slice``) names slices *without* them (no LV, too basal /
+too apical, no RV insertion visible) — :func:`user_negative_sources`.
 """
 from __future__ import annotations
 
@@ -98,6 +101,21 @@ def _source_from_series(series, image2d: np.ndarray, truth: dict, contrast: str,
                   {"class": truth.get("class"), "material_z_mm": truth.get("material_z_mm")})
 
 
+def _stack_slice(ph, contrast: str, k: int, seed: int) -> Source:
+    """Slice ``k`` of the subject's LGE (PSIR / magnitude), VNE or cine (end-diastole) stack."""
+    if contrast in ("lge_magnitude", "lge_psir"):
+        psir, mag = ph.lge([k])
+        ser = psir if contrast == "lge_psir" else mag
+        img2d, truth = ser.image.array[0], ser.truth["slices"][0]
+    elif contrast == "vne":
+        ser = ph.vne([k])
+        img2d, truth = ser.image.array[0], ser.truth["slices"][0]
+    else:
+        ser = ph.cine([k], n_phases=2)
+        img2d, truth = ser.image.array[0, 0], ser.truth["slices"][0]["ed"]
+    return _source_from_series(ser, img2d, truth, contrast, seed)
+
+
 def phantom_sources(seeds: range | list[int], contrasts: tuple[str, ...] = CONTRASTS, *, shifted: bool = False,
                     fitted_t1: bool = False, lv_only: bool = True, progress=None) -> list[Source]:
     """One image per (subject, contrast): a random slice of the stacks, the random T1 position.
@@ -130,21 +148,51 @@ def phantom_sources(seeds: range | list[int], contrasts: tuple[str, ...] = CONTR
                                           np.asarray(irw.maps["tissue"].array[0]))
             else:
                 k = int(rng.integers(1 if lv_only else 0, max(n - 1, 2) if lv_only else n))
-                if c in ("lge_magnitude", "lge_psir"):
-                    psir, mag = ph.lge([k])
-                    ser = psir if c == "lge_psir" else mag
-                    img2d, truth = ser.image.array[0], ser.truth["slices"][0]
-                elif c == "vne":
-                    ser = ph.vne([k])
-                    img2d, truth = ser.image.array[0], ser.truth["slices"][0]
-                else:
-                    ser = ph.cine([k], n_phases=2)
-                    img2d, truth = ser.image.array[0, 0], ser.truth["slices"][0]["ed"]
-                src = _source_from_series(ser, img2d, truth, c, seed)
+                src = _stack_slice(ph, c, k, seed)
             if lv_only and not src.has_lv:
                 continue
             out.append(src)
     report(progress, "phantom images", len(seeds), len(seeds), "done")
+    return out
+
+
+def no_lv_sources(seeds: range | list[int], *, shifted: bool = False, per_subject: int = 2,
+                  progress=None) -> list[Source]:
+    """Short-axis images without landmarks: slices of each subject's stack extended by 1–2 slices
+    above the base and beyond the apex (too basal, too apical, apical LV without the RV), from
+    ``per_subject`` random stack contrasts (LGE PSIR / magnitude, VNE, cine)."""
+    from ..phantom.sets import extended_phantom
+    from ..progress import report
+    out: list[Source] = []
+    seeds = list(seeds)
+    stack_contrasts = ("lge_psir", "lge_magnitude", "vne", "cine")
+    for i, seed in enumerate(seeds):
+        report(progress, "no-LV images", i, len(seeds), f"subject {seed}")
+        rng = np.random.default_rng(seed + 31)
+        ph = extended_phantom(seed, shifted, rng, at_least=1)
+        n = ph.s.n_slices
+        for c in rng.choice(stack_contrasts, per_subject, replace=False):
+            src = _stack_slice(ph, str(c), int(rng.choice([0, 1, n - 2, n - 1])), seed)
+            if not src.has_lv:
+                out.append(src)
+    return out
+
+
+def non_cardiac_sources(n: int, seed: int) -> list[Source]:
+    """Images without an LV: phantom LGE images of the body with the heart's side cut away (the
+    third of the image away from the LV, tiled to fill the frame), and pure Rician-like noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    base = phantom_sources(range(seed, seed + 3 * n), ("lge_magnitude",), lv_only=True)[:n]
+    for src in base:
+        img = src.image
+        h, w = img.shape
+        lv = src.lv_px
+        part = img[:, : w // 3] if lv[0] > w / 2 else img[:, -(w // 3):]
+        tiled = np.tile(part, (1, 3))[:, :w]
+        out.append(Source(tiled.astype(np.float32), src.spacing, None, None, "non-cardiac (body, no heart)", src.subject))
+        noise = np.abs(rng.normal(0, 1, img.shape) + 1j * rng.normal(0, 1, img.shape)).astype(np.float32) * 100
+        out.append(Source(noise, src.spacing, None, None, "pure noise", src.subject))
     return out
 
 
@@ -165,9 +213,10 @@ def _pick_image(src: Source, rng: np.random.Generator, random_contrast: float) -
     return degrade(src.image, rng)
 
 
-def augment_stage1(src: Source, size: int, pixel_mm: float, rng: np.random.Generator,
-                   random_contrast: float = 0.15, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(network input [size, size], targets (rv_u, rv_v, lv_u, lv_v) / size) for stage 1."""
+def stage1_input(src: Source, size: int, pixel_mm: float, rng: np.random.Generator,
+                 random_contrast: float = 0.15, augment: bool = True) -> tuple[np.ndarray, PlaneMap]:
+    """(network input [size, size] on the stage-1 grid, its plane map), augmented: any
+    rotation, scale, shift and flip, degraded or random-contrast appearance, brightness."""
     base = stage1_map(src.image.shape, src.spacing, size, pixel_mm, src.mirrored)
     if augment:
         # half the samples near the usual orientation (±30°), half at any rotation
@@ -179,6 +228,13 @@ def augment_stage1(src: Source, size: int, pixel_mm: float, rng: np.random.Gener
     x = standardise(pm.sample(img))
     if augment:
         x = _photometric(x, rng)
+    return x, pm
+
+
+def augment_stage1(src: Source, size: int, pixel_mm: float, rng: np.random.Generator,
+                   random_contrast: float = 0.15, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(network input [size, size], targets (rv_u, rv_v, lv_u, lv_v) / size) for stage 1."""
+    x, pm = stage1_input(src, size, pixel_mm, rng, random_contrast, augment)
     return x, _targets(pm, src.rv_px, src.lv_px)
 
 
@@ -290,4 +346,39 @@ def user_sources(folder: str | Path) -> list[Source]:
     if not out:
         raise InputError(f"--data {folder}: no image has both points (a <image>.mrk.json with control points "
                          "'LV centre' and 'RV insertion', or landmarks.csv with image,slice,lv_col,lv_row,rv_col,rv_row)")
+    return out
+
+
+def user_negative_sources(folder: str | Path) -> list[Source]:
+    """The slices ``no_landmarks.csv`` in ``folder`` names (``image,slice``): images without
+    landmarks, for the LV-presence gate. InputError when the file is missing or names nothing."""
+    folder = Path(folder)
+    path = folder / "no_landmarks.csv"
+    if not path.is_file():
+        raise InputError(f"--data {folder}: no no_landmarks.csv (image,slice of slices without landmarks); the "
+                         "LV-presence gate needs examples of both kinds (README 'Landmark training data')")
+    images = dict(_user_images(folder))
+    stems = {name.split(".")[0]: name for name in images}
+    out: list[Source] = []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not {"image", "slice"} <= set(reader.fieldnames or ()):
+            raise InputError(f"{path}: needs the columns image,slice")
+        for row in reader:
+            name = row["image"].strip()
+            name = name if name in images else stems.get(name.split(".")[0], name)
+            if name not in images:
+                raise InputError(f"{path} line {reader.line_num}: no image {row['image']!r} in {folder}")
+            image = images[name].frame(0) if images[name].is_sequence else images[name]
+            try:
+                k = int(row["slice"])
+            except ValueError:
+                raise InputError(f"{path} line {reader.line_num}: slice must be an integer") from None
+            arr = np.asarray(image.array, np.float32)
+            if not 0 <= k < arr.shape[0]:
+                raise InputError(f"{path} line {reader.line_num}: {name} has {arr.shape[0]} slice(s); no slice {k}")
+            out.append(Source(arr[k], (image.spacing[0], image.spacing[1]), None, None, "user (no landmarks)", -1,
+                              is_mirrored(image.direction), None, {"image": name, "slice": k}))
+    if not out:
+        raise InputError(f"{path}: names no slice")
     return out

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..metrics import landmark_error_mm, line_angle_error_deg
 from ..progress import ProgressCallback, report
-from .data import CONTRASTS, SHIFTED_SEED_BASE, TEST_SEED_BASE, Source, phantom_sources, user_sources
+from .data import (CONTRASTS, SHIFTED_SEED_BASE, TEST_SEED_BASE, Source, non_cardiac_sources, phantom_sources,
+                   user_sources)
 from .infer import MIN_CONFIDENCE, predict
 
 
@@ -44,12 +45,18 @@ def _centroid_baseline(src: Source) -> np.ndarray | None:
     return np.array([cols.mean(), rows.mean()]) if rows.size else None
 
 
-def score(model, sources: list[Source], stages: int = 2) -> list[dict]:
-    """Per-image results of ``model`` on ``sources`` with the pipeline's inference."""
+def score(model, sources: list[Source], stages: int = 2, gate=None, threshold: float = 0.5) -> list[dict]:
+    """Per-image results of ``model`` on ``sources`` with the pipeline's inference: refused by
+    the stages' agreement (confidence) or, with ``gate``, by the LV-presence gate."""
+    from .presence import probabilities
     out = []
     for src in sources:
         p = predict(model, [src.image], src.spacing, src.mirrored, stages=stages)[0]
-        rec = {"contrast": src.contrast, "confidence": p.confidence, "refused": p.confidence < MIN_CONFIDENCE}
+        rec = {"contrast": src.contrast, "confidence": p.confidence, "refused_confidence": p.confidence < MIN_CONFIDENCE}
+        if gate is not None:
+            rec["lv_presence"] = float(probabilities(gate, [src.image], src.spacing, src.mirrored)[0])
+            rec["refused_presence"] = rec["lv_presence"] < threshold
+        rec["refused"] = rec["refused_confidence"] or rec.get("refused_presence", False)
         if src.has_lv:
             e = landmark_error_mm(np.stack([p.rv_px, p.lv_px]), np.stack([src.rv_px, src.lv_px]), src.spacing)
             rec.update(errors_mm=[float(x) for x in e], lv_error_mm=float(e[1]),
@@ -58,35 +65,26 @@ def score(model, sources: list[Source], stages: int = 2) -> list[dict]:
     return out
 
 
-def _non_cardiac(n: int, seed: int) -> list[Source]:
-    """Images without an LV: phantom T1-map-like images of the body shifted so the heart is out
-    of view (the far side of the chest), and pure Rician-like noise."""
-    rng = np.random.default_rng(seed)
-    out = []
-    base = phantom_sources(range(seed, seed + 3 * n), ("lge_magnitude",), lv_only=True)[:n]
-    for src in base:
-        img = src.image
-        h, w = img.shape
-        lv = src.lv_px
-        # keep the half of the image away from the LV, mirrored to fill the frame
-        part = img[:, : w // 3] if lv[0] > w / 2 else img[:, -(w // 3):]
-        tiled = np.tile(part, (1, 3))[:, :w]
-        out.append(Source(tiled.astype(np.float32), src.spacing, None, None, "non-cardiac (body, no heart)", src.subject))
-        noise = np.abs(rng.normal(0, 1, img.shape) + 1j * rng.normal(0, 1, img.shape)).astype(np.float32) * 100
-        out.append(Source(noise, src.spacing, None, None, "pure noise", src.subject))
-    return out
-
-
 def evaluate(model_name: str | None = None, subjects: int = 8, *, data: str | None = None, device=None,
-             progress: ProgressCallback | None = None, model=None, speed_images: int = 20) -> dict[str, Any]:
-    """The held-out table (module docstring) as ``{"rows": [...], "speed": [...], ...}``."""
+             progress: ProgressCallback | None = None, model=None, speed_images: int = 20,
+             presence_model: str | None = None) -> dict[str, Any]:
+    """The held-out table (module docstring) as ``{"rows": [...], "speed": [...], ...}``.
+
+    ``presence_model``: the LV-presence gate to apply as the pipeline does (default: the
+    pipeline's when installed; ``""``: none)."""
     from ..device import pick_device
     from ..models import load_model
-    from .pipeline import MODEL_NAME
+    from ..models.zoo import model_installed
+    from .pipeline import MODEL_NAME, PRESENCE_MODEL
     dev = pick_device(device)
     entry = None
     if model is None:
         model, entry = load_model(model_name or MODEL_NAME, device=dev)
+    gate, threshold, gate_entry = None, 0.5, None
+    gate_name = PRESENCE_MODEL if presence_model is None else presence_model
+    if gate_name and (model_installed(gate_name) or presence_model):
+        gate, gate_entry = load_model(gate_name, device=dev)
+        threshold = float((gate_entry.calibration or {}).get("presence_threshold", 0.5))
     sets: dict[str, list[Source]] = {}
     if data:
         sets["user data"] = user_sources(data)
@@ -99,8 +97,8 @@ def evaluate(model_name: str | None = None, subjects: int = 8, *, data: str | No
         report(progress, "held-out images", 2, 3, "no-LV images")
         apical = [s for s in phantom_sources(range(TEST_SEED_BASE + 5000, TEST_SEED_BASE + 5000 + 3 * subjects),
                                              ("lge_psir", "cine"), lv_only=False) if not s.has_lv]
-        sets["no LV"] = apical + _non_cardiac(max(2, subjects // 2), TEST_SEED_BASE + 9000)
-    results = {name: {st: score(model, srcs, st) for st in (1, 2)} for name, srcs in sets.items()}
+        sets["no LV"] = apical + non_cardiac_sources(max(2, subjects // 2), TEST_SEED_BASE + 9000)
+    results = {name: {st: score(model, srcs, st, gate, threshold) for st in (1, 2)} for name, srcs in sets.items()}
     rows = []
     for name, srcs in sets.items():
         if name == "no LV":
@@ -137,8 +135,13 @@ def evaluate(model_name: str | None = None, subjects: int = 8, *, data: str | No
         kinds = [kind(s) for s in sets["no LV"]]
         for k in sorted(set(kinds)):
             sel = [r for r, kk in zip(results["no LV"][2], kinds) if kk == k]
-            no_lv.append({"images": k, "n": len(sel), "refused %": round(100.0 * np.mean([r["refused"] for r in sel]), 1),
-                          "median confidence": _q([r["confidence"] for r in sel], 50)})
+            row = {"images": k, "n": len(sel), "refused %": round(100.0 * np.mean([r["refused"] for r in sel]), 1),
+                   "by confidence %": round(100.0 * np.mean([r["refused_confidence"] for r in sel]), 1),
+                   "median confidence": _q([r["confidence"] for r in sel], 50)}
+            if gate is not None:
+                row["by LV-presence gate %"] = round(100.0 * np.mean([r["refused_presence"] for r in sel]), 1)
+                row["median LV-presence p"] = _q([r["lv_presence"] for r in sel], 50)
+            no_lv.append(row)
     gap = None
     if "heldout" in sets:
         med = {n: _q([e for r in results[n][2] for e in r["errors_mm"]], 50) for n in ("heldout", "shifted")}
@@ -146,7 +149,8 @@ def evaluate(model_name: str | None = None, subjects: int = 8, *, data: str | No
     speed = _speed(model, sets[next(iter(sets))][:speed_images])
     return {"model": entry.name if entry else "(in memory)", "version": entry.version if entry else "",
             "notice": entry.notice if entry else "", "subjects": subjects, "rows": rows, "no_lv": no_lv,
-            "generalisation_gap_mm": gap, "speed": speed, "min_confidence": MIN_CONFIDENCE}
+            "generalisation_gap_mm": gap, "speed": speed, "min_confidence": MIN_CONFIDENCE,
+            "presence_gate": ({"model": gate_entry.name, "threshold": threshold} if gate_entry else None)}
 
 
 def _speed(model, sources: list[Source]) -> list[dict]:

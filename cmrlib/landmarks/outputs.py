@@ -8,7 +8,8 @@ One folder per series (see ``CAPABILITY.outputs`` in :mod:`cmrlib.landmarks.capa
 ``landmarks.json``: ``slices`` — one entry per image (slice) with ``index``,
 ``lv_centre_px`` / ``rv_insertion_px`` as ``[column, row]`` pixels of that image (0-based,
 pixel centres at integers), the same points as ``lv_centre_lps`` / ``rv_insertion_lps`` (LPS
-mm), ``confidence`` (0–1) and ``reason`` (why there are no landmarks; else null).
+mm), ``confidence`` (0–1), ``lv_presence`` (the LV-presence gate's p, 0–1; null when the gate
+did not run) and ``reason`` (why there are no landmarks; else null).
 """
 from __future__ import annotations
 

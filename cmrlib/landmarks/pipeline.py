@@ -7,9 +7,10 @@ computation that `cmr landmarks`, `cmr run` (:func:`run_step`) and the Slicer wo
 :mod:`cmrlib.landmarks.outputs`.
 
 No landmarks, with a reason, rather than a confident wrong point: a plane that holds the
-long axis (geometry), an empty slice, a slice whose mask holds no myocardium, and any slice
-whose two stages or test-time flip disagree (confidence under
-:data:`cmrlib.landmarks.infer.MIN_CONFIDENCE`: no LV visible, too apical, not cardiac).
+long axis (geometry), an empty slice, a slice whose mask holds no myocardium, a slice the
+LV-presence gate does not recognise as showing an LV with its RV insertion point
+(:mod:`cmrlib.landmarks.presence`: too basal, too apical, not cardiac), and any slice whose two
+stages or test-time flip disagree (confidence under :data:`cmrlib.landmarks.infer.MIN_CONFIDENCE`).
 With a myocardium mask the LV centre becomes the centroid of the slice's myocardium (when
 it is near the network's point), the RV insertion point is moved along the RV entry line to
 the epicardial contour (card), and the AHA segments (:mod:`cmrlib.aha`) and the statistics of
@@ -30,6 +31,7 @@ from ..image import Image
 from ..progress import ProgressCallback, report
 
 MODEL_NAME = "landmarks-compact"
+PRESENCE_MODEL = "landmarks-presence-compact"  # the LV-presence gate (cmrlib.landmarks.presence)
 SERIES_KINDS = ("t1map", "lge_psir", "lge_magnitude")
 MASK_CENTRE_MAX_MM = 15.0  # mask centroid accepted as the LV centre within this of the network's
 MIN_POINT_DISTANCE_MM = 5.0  # closer points give no usable angular reference
@@ -49,6 +51,7 @@ class SliceLandmarks:
     reason: str | None = None
     disagreement_mm: float | None = None
     level: str | None = None  # AHA level when segments were made
+    lv_presence: float | None = None  # the LV-presence gate's p (an LV with its RV insertion point)
 
     def to_dict(self) -> dict[str, Any]:
         r = lambda v: None if v is None else [round(float(x), 3) for x in v]  # noqa: E731
@@ -57,7 +60,8 @@ class SliceLandmarks:
                 "confidence": None if self.confidence is None else round(float(self.confidence), 4),
                 "reason": self.reason,
                 "disagreement_mm": None if self.disagreement_mm is None else round(float(self.disagreement_mm), 3),
-                "level": self.level}
+                "level": self.level,
+                "lv_presence": None if self.lv_presence is None else round(float(self.lv_presence), 4)}
 
 
 @dataclass
@@ -76,6 +80,7 @@ class LandmarkResult:
     values_unit: str = ""
     mask_source: str | None = None
     notes: list[str] = field(default_factory=list)
+    presence: dict | None = None  # the LV-presence gate: model name, version, threshold (None: not used)
 
     @property
     def series(self) -> str:
@@ -88,7 +93,8 @@ class LandmarkResult:
                 "stages": self.stages, "n_slices": len(self.slices), "n_with_landmarks": len(found),
                 "mean_confidence": round(float(np.mean([s.confidence for s in found])), 4) if found else None,
                 "segments": self.segments is not None, "values_unit": self.values_unit,
-                "segment_stats": self.segment_stats, "mask": self.mask_source, "notes": self.notes}
+                "segment_stats": self.segment_stats, "mask": self.mask_source, "presence_gate": self.presence,
+                "notes": self.notes}
 
 
 # ---- the computation ------------------------------------------------------------------------------
@@ -161,14 +167,39 @@ def aha_levels(image: Image, myo: np.ndarray, cavity: np.ndarray | None, have: l
     return out
 
 
+def _presence_gate(name: str | None, threshold: float | None, device, notes: list[str]):
+    """(the LV-presence network or None, {name, version, threshold} or None); a note when the
+    default gate is not installed (then only the confidence check refuses images without an LV)."""
+    if name is None:
+        return None, None
+    from ..models.zoo import model_installed as installed
+    if not installed(name):
+        if name != PRESENCE_MODEL:
+            raise InputError(f"no LV-presence model {name!r} is installed (`cmr models list`)")
+        notes.append(f"no LV-presence gate installed ({PRESENCE_MODEL}): only the stages' agreement refuses "
+                     "images without an LV")
+        return None, None
+    from ..models.zoo import load_installed
+    net, entry = load_installed(name, device, "landmarks-presence")
+    t = float(threshold if threshold is not None else (entry.calibration or {}).get("presence_threshold", 0.5))
+    if not 0.0 <= t <= 1.0:
+        raise InputError(f"--presence-threshold must lie in 0–1; got {t}")
+    return net, {"model": entry.name, "version": entry.version, "threshold": round(t, 4),
+                 "fitted": threshold is None}
+
+
 def detect(image: Image, *, labels: np.ndarray | None = None, mask_source: str | None = None,
            level: str | None = None, model_name: str = MODEL_NAME, device: str | None = None, stages: int = 2,
+           presence_model: str | None = PRESENCE_MODEL, presence_threshold: float | None = None,
            progress: ProgressCallback | None = None) -> LandmarkResult:
     """Landmarks (and with ``labels``, AHA segments and per-segment statistics) of ``image``.
 
     ``labels``: label map on the image grid ``[slice, row, col]`` (1 myocardium, 2 blood pool,
     3 scar; a binary mask is myocardium). ``level``: the AHA level of every slice (for
     single-slice images, whose level the stack cannot tell); default from the stack's thirds.
+    ``presence_model``: the LV-presence gate (:mod:`cmrlib.landmarks.presence`; None: not
+    used, the default one is skipped with a note when not installed); ``presence_threshold``
+    overrides its fitted threshold.
     """
     from ..device import pick_device
     from .geometry import is_mirrored
@@ -185,6 +216,7 @@ def detect(image: Image, *, labels: np.ndarray | None = None, mask_source: str |
     slices = [SliceLandmarks(k) for k in range(n)]
     myo = cavity = None
     notes: list[str] = []
+    gate, gate_info = _presence_gate(presence_model, presence_threshold, dev, notes)
     if labels is not None:
         lab = np.asarray(labels).reshape(image.spatial_shape)
         binary = set(np.unique(lab).tolist()) <= {0, 1}
@@ -212,6 +244,13 @@ def detect(image: Image, *, labels: np.ndarray | None = None, mask_source: str |
     spacing = (image.spacing[0], image.spacing[1])
     for i, s in enumerate(todo):
         report(progress, "landmarks", i, len(todo), f"slice {s.index + 1}/{n}")
+        if gate is not None:
+            from .presence import probabilities
+            s.lv_presence = float(probabilities(gate, [arr[s.index]], spacing, bool(mirrored), dev)[0])
+            if s.lv_presence < gate_info["threshold"]:
+                s.reason = (f"no LV with its RV insertion point recognised (LV-presence p {s.lv_presence:.2f} < "
+                            f"{gate_info['threshold']:.2f}: too basal, too apical, not cardiac?)")
+                continue
         p = predict(model, [arr[s.index]], spacing, bool(mirrored), stages=stages, device=dev)[0]
         s.confidence, s.disagreement_mm = p.confidence, p.disagreement_mm
         rows, cols = arr.shape[1:]
@@ -239,7 +278,7 @@ def detect(image: Image, *, labels: np.ndarray | None = None, mask_source: str |
         s.rv_insertion_lps = image.index_to_lps([rv[0], rv[1], s.index]).tolist()
     report(progress, "landmarks", len(todo), len(todo), "done")
     result = LandmarkResult(image, slices, entry.name, entry.version, entry.notice, 0.0, stages,
-                            mask_source=mask_source, notes=notes)
+                            mask_source=mask_source, notes=notes, presence=gate_info)
     if entry.phantom_trained:
         result.notes.append(f"landmarks: {entry.notice}")
     if myo is not None and myo.any() and mirrored is not None:
@@ -314,7 +353,9 @@ def _series_folder(out: Path, name: str, number: int | None, n_series: int) -> P
 
 def process_input(source: Path, out: Path, *, mask_path: str | None = None, level: str | None = None,
                   device: str | None = None, progress: ProgressCallback | None = None, scan=None,
-                  masks: dict[str, Image] | None = None, model_name: str = MODEL_NAME) -> list[dict[str, Any]]:
+                  masks: dict[str, Image] | None = None, model_name: str = MODEL_NAME,
+                  presence_model: str | None = PRESENCE_MODEL,
+                  presence_threshold: float | None = None) -> list[dict[str, Any]]:
     """Every short-axis T1 map / LGE series of ``source`` (DICOM or study folder, or one image
     file): results into ``out`` (a sub-folder per series when several); returns result dicts.
 
@@ -365,7 +406,7 @@ def process_input(source: Path, out: Path, *, mask_path: str | None = None, leve
     for name, image, series, labels, note, mask_source in prepared:
         lv = level or levels.get(id(image)) or (level_from_description(name) if image.spatial_shape[0] == 1 else None)
         result = detect(image, labels=labels, mask_source=mask_source, level=lv, device=device, progress=progress,
-                        model_name=model_name)
+                        model_name=model_name, presence_model=presence_model, presence_threshold=presence_threshold)
         if note:
             result.notes.insert(0, note)
         target = out if series is None else _series_folder(out, name, series.series_number, len(prepared))

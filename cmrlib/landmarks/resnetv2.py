@@ -52,6 +52,7 @@ class LandmarkNetConfig:
     stage1_pixel_mm: float = 1.0
     stage2_size: int = 128  # px
     stage2_pixel_mm: float = 1.0
+    outputs: int = 4  # sigmoid outputs: the 4 point coordinates; 1 for the LV-presence gate
 
     @classmethod
     def preset(cls, name: str) -> "LandmarkNetConfig":
@@ -102,7 +103,8 @@ class PreActBottleneck(nn.Module):
 
 
 class LandmarkNet(nn.Module):
-    """Stem + ResNetV2 + head (module docstring); ``forward`` gives ``[N, 4]`` in 0–1."""
+    """Stem + ResNetV2 + head (module docstring); ``forward`` gives ``[N, outputs]`` in 0–1 (4 point
+    coordinates; the LV-presence gate of :mod:`cmrlib.landmarks.presence` has one output)."""
 
     def __init__(self, config: LandmarkNetConfig) -> None:
         super().__init__()
@@ -121,7 +123,7 @@ class LandmarkNet(nn.Module):
         self.stacks = nn.Sequential(*layers)
         self.post = _preact(cin)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin, config.dense), nn.ReLU(inplace=True),
-                                  nn.Dropout(config.dropout), nn.Linear(config.dense, 4), nn.Sigmoid())
+                                  nn.Dropout(config.dropout), nn.Linear(config.dense, config.outputs), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.post(self.stacks(self.stem(self.grey_to_rgb(x))))
