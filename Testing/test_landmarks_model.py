@@ -63,6 +63,9 @@ def test_noise_and_a_heart_free_image_get_no_confident_points():
     rng = np.random.default_rng(3)
     noise = np.abs(rng.normal(0, 1, (1, 96, 96)) + 1j * rng.normal(0, 1, (1, 96, 96))).astype(np.float32) * 100
     s = detect(Image(noise, (3.0, 3.0, 8.0))).slices[0]
+    assert s.lv_centre_px is None and "LV-presence" in s.reason and s.lv_presence < 0.1
+    # without the LV-presence gate the stages' agreement still refuses this one
+    s = detect(Image(noise, (3.0, 3.0, 8.0)), presence_model=None).slices[0]
     assert s.lv_centre_px is None and "low confidence" in s.reason
 
 

@@ -140,7 +140,7 @@ def test_page_names_weights_skips_and_provenance(demo):
     run = json.loads((demo / "run.json").read_text())
     assert sorted(m["name"] for m in run["models"]) == ["dt1-swin-compact", "la-detector-compact",
                                                        "la-quality-compact", "landmarks-compact",
-                                                       "lge-certainty-compact", "moconet-compact", "qcd-compact",
+                                                       "landmarks-presence-compact", "lge-certainty-compact", "moconet-compact", "qcd-compact",
                                                        "scar-fusion-compact", "scar-lge-compact", "slice-level-compact"]
     assert "Stress T1 reactivity, dT1" in text and "dT1 per slice" in text
     assert "Left-atrial 3D LGE quality (CMRQuality)" in text and "slices voting diagnostic" in text

@@ -112,6 +112,8 @@ def evaluate(model_name: str | None = None, subjects: int = 8, *, data: str | No
                     continue
                 errs = [e for r in sel for e in r["errors_mm"]]
                 row = _row(f"{name} / {g}", errs, [r["angle_deg"] for r in sel], [r["refused"] for r in sel])
+                if gate is not None:  # of these images with an LV, those the gate alone refuses (wrongly)
+                    row["by LV-presence gate %"] = round(100.0 * float(np.mean([r["refused_presence"] for r in sel])), 1)
                 rows.append({"method": label, **row})
         base = [(_centroid_baseline(s), s) for s in srcs]
         lv_err = [float(landmark_error_mm(b, s.lv_px, s.spacing)) for b, s in base if b is not None and s.has_lv]

@@ -253,7 +253,9 @@ def _manifest_lock(folder: Path) -> Iterator[None]:
     except ImportError:  # Windows: Slicer's own installs do not train in parallel
         yield
         return
-    with open(folder / ".manifest.lock", "w") as lock:
+    # the lock file lives in the temp folder, not among the weights (a model folder may be packaged)
+    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"cmr-manifest-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
