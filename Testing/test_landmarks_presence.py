@@ -147,3 +147,10 @@ def test_the_bundled_gate_refuses_noise_and_beyond_the_apex_and_keeps_lv_slices(
     assert res.slices[0].lv_presence is None and res.to_dict()["presence_gate"] is None
     with pytest.raises(InputError, match="no LV-presence model"):
         detect(Image(noise, (2.0, 2.0, 8.0)), presence_model="no-such-gate")
+
+
+def test_a_threshold_outside_0_1_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "in").mkdir()
+    assert main(["landmarks", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--presence-threshold", "2",
+                 "--quiet"]) == 1
+    assert not (tmp_path / "out").exists()
