@@ -234,7 +234,7 @@ def classifier_experiment(n_stacks: int, sd: float) -> tuple[list[dict], list[di
     cache = Path(os.environ.get("CMR_BENCH_LABEL_CACHE", ".cache/labelling"))
     models = cache / "bench-models"
     folders, label_accuracy = label_set_folders(n_stacks, sd, cache / f"label-sets-n{n_stacks}")
-    seeds = range(_env("CMR_BENCH_LABEL_SEEDS", 2))
+    seeds = range(_env("CMR_BENCH_LABEL_SEEDS", 4))
     names = {k: [train_classifier(folders[k], k, n_stacks, s, models, cache / "checkpoints") for s in seeds]
              for k in LABEL_SETS}
     from cmrlib.models.zoo import read_manifest
