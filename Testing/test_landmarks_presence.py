@@ -154,3 +154,16 @@ def test_a_threshold_outside_0_1_is_refused_before_anything_is_written(tmp_path)
     assert main(["landmarks", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--presence-threshold", "2",
                  "--quiet"]) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_held_out_evaluation_reports_each_gate(bundled):
+    from cmrlib.landmarks.evaluate import evaluate, format_table
+    result = evaluate(subjects=1, speed_images=2)
+    assert result["presence_gate"]["model"] == "landmarks-presence-compact"
+    kinds = {r["images"]: r for r in result["no_lv"]}
+    assert "pure noise" in kinds and any("extended beyond base and apex" in k for k in kinds)
+    for row in kinds.values():  # the pipeline refuses what either gate refuses
+        assert row["refused %"] >= max(row["by confidence %"], row["by LV-presence gate %"])
+    held = next(r for r in result["rows"] if r["set"] == "heldout / all" and r["method"] == "two stages")
+    assert 0 <= held["by LV-presence gate %"] <= held["refused %"]
+    assert "no-LV images" in format_table(result)

@@ -174,6 +174,7 @@ def no_lv_sources(seeds: range | list[int], *, shifted: bool = False, per_subjec
         for c in rng.choice(stack_contrasts, per_subject, replace=False):
             src = _stack_slice(ph, str(c), int(rng.choice([0, 1, n - 2, n - 1])), seed)
             if not src.has_lv:
+                src.meta["extended"] = True
                 out.append(src)
     return out
 

@@ -8,8 +8,9 @@ SNR, poor LGE nulling / bright blood, hearts 20–30 % smaller or larger: see
 whether the pipeline would refuse the image (confidence under the threshold). Methods: the
 two-stage pipeline, stage 1 alone, and a classical baseline for the LV centre (the centroid
 of the true myocardium mask, i.e. what a mask alone gives). ``no_lv``: too apical / too basal
-phantom slices and non-cardiac images (the body far from the heart, pure noise): how many
-the pipeline refuses. Speed: ms per image for one and two stages (batch 1, this machine).
+phantom slices (of the usual stacks, and of stacks extended 1–2 slices beyond the base and
+apex, held-out subjects) and non-cardiac images (the body far from the heart, pure noise): how
+many the pipeline refuses. Speed: ms per image for one and two stages (batch 1, this machine).
 Used by `cmr evaluate landmarks` and ``python -m benchmarks landmarks``.
 """
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np
 
 from ..metrics import landmark_error_mm, line_angle_error_deg
 from ..progress import ProgressCallback, report
-from .data import (CONTRASTS, SHIFTED_SEED_BASE, TEST_SEED_BASE, Source, non_cardiac_sources, phantom_sources,
-                   user_sources)
+from .data import (CONTRASTS, SHIFTED_SEED_BASE, TEST_SEED_BASE, Source, no_lv_sources, non_cardiac_sources,
+                   phantom_sources, user_sources)
 from .infer import MIN_CONFIDENCE, predict
 
 
@@ -97,7 +98,8 @@ def evaluate(model_name: str | None = None, subjects: int = 8, *, data: str | No
         report(progress, "held-out images", 2, 3, "no-LV images")
         apical = [s for s in phantom_sources(range(TEST_SEED_BASE + 5000, TEST_SEED_BASE + 5000 + 3 * subjects),
                                              ("lge_psir", "cine"), lv_only=False) if not s.has_lv]
-        sets["no LV"] = apical + non_cardiac_sources(max(2, subjects // 2), TEST_SEED_BASE + 9000)
+        extended = no_lv_sources(range(TEST_SEED_BASE + 100, TEST_SEED_BASE + 100 + 2 * subjects))
+        sets["no LV"] = apical + extended + non_cardiac_sources(max(2, subjects // 2), TEST_SEED_BASE + 9000)
     results = {name: {st: score(model, srcs, st, gate, threshold) for st in (1, 2)} for name, srcs in sets.items()}
     rows = []
     for name, srcs in sets.items():
@@ -130,9 +132,12 @@ def evaluate(model_name: str | None = None, subjects: int = 8, *, data: str | No
     no_lv = []
     if "no LV" in results:
         def kind(src: Source) -> str:
+            cls = src.meta.get("class")
+            if src.meta.get("extended"):  # beyond the base / apex of the usual stack
+                return (f"{cls} slice, stack extended beyond base and apex" if cls != "LV"
+                        else "apical LV slice without RV, stack extended beyond base and apex")
             if not src.contrast.startswith(("lge", "cine")):
                 return src.contrast
-            cls = src.meta.get("class")
             return f"{cls} slice" if cls != "LV" else "apical LV slice without RV (no insertion point)"
         kinds = [kind(s) for s in sets["no LV"]]
         for k in sorted(set(kinds)):
