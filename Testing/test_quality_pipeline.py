@@ -57,6 +57,22 @@ def test_simulated_raters_reach_the_published_agreement_and_their_mean_is_the_la
     assert list(is_low_certainty([25.0, 25.1, 74.9, 75.0])) == [False, True, True, False]  # the card's cut points
 
 
+
+def test_ideal_reader_is_the_best_classifier_of_noisy_rater_labels():
+    """The Bayes ceiling: no score of the image beats the rater model's own posterior, and it is
+    below 1 because the raters are noisy."""
+    from cmrlib.metrics import binary_stats
+    from cmrlib.quality.data import ideal_reader_p_low, is_low_certainty, simulate_raters
+    rng = np.random.default_rng(5)
+    lk = rng.uniform(0, 100, 3000)
+    p = ideal_reader_p_low(lk, 20.0, draws=1000)
+    assert p.shape == lk.shape and 0 <= p.min() and p.max() <= 1
+    assert p[np.abs(lk - 50) < 5].mean() > 0.9 and p[lk < 5].mean() < 0.1  # the band's middle vs far outside
+    labels = is_low_certainty(simulate_raters(lk, 20.0, np.random.default_rng(6)).mean(1))
+    ideal = binary_stats(labels, p >= 0.5).accuracy
+    noise_free = binary_stats(labels, is_low_certainty(lk)).accuracy
+    assert 0.8 < ideal < 0.99 and ideal >= noise_free - 0.01
+
 def test_phantom_slices_span_the_three_levels_with_the_truth():
     from cmrlib.quality.data import SLICE_CLASSES, phantom_slices
     items = phantom_slices(930_000, 6, 64)

@@ -224,6 +224,26 @@ def test_the_final_dilation_is_a_setting_the_card_default_one_pixel():
     assert int((postprocess(cls, 1.5) > 0).sum()) == card
 
 
+
+def test_a_scar_logit_offset_moves_the_decision_towards_scar():
+    import torch
+    from cmrlib.scar.infer import predict
+
+    class Fixed(torch.nn.Module):  # logits: myocardium 1.0, scar rising across the image 0 .. 2
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            n, _, h, w = x.shape
+            out = torch.zeros(n, 4, h, w)
+            out[:, MYOCARDIUM] = 1.0
+            out[:, SCAR] = torch.linspace(0, 2, w)[None, None, :].expand(n, h, w)
+            return out
+    x = np.zeros((1, 1, 4, 8), np.float32)
+    plain, shifted = predict(Fixed(), x), predict(Fixed(), x, scar_logit_offset=0.5)
+    assert (plain == SCAR).sum() < (shifted == SCAR).sum() < x[0, 0].size
+
 # ---- the bundled networks ----------------------------------------------------------------------------------
 @pytest.mark.usefixtures("bundled_models_only")
 @pytest.mark.parametrize("offset, scar", [(15, "ischemic"), (20, "none")])
@@ -235,6 +255,7 @@ def test_the_bundled_fusion_network_quantifies_held_out_stacks(offset, scar):
     d = res.to_dict()
     assert d["method"] == "fusion" and d["model"]["name"] == "scar-fusion-compact" and d["complete"]
     assert d["postprocess_dilate_px"]["fusion"] == 0  # calibrated, stored in the manifest
+    assert d["scar_logit_offset"]["fusion"] > 0  # the decision calibrated on validation stacks
     truth_pct = 100 * st.truth_scar.sum() / st.truth_myocardium.sum()
     truth_ml = st.truth_myocardium.sum() * voxel_ml(st.lge)
     assert abs(d["percent_scar"] - truth_pct) < 2.0, (d["percent_scar"], truth_pct)

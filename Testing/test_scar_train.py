@@ -104,6 +104,17 @@ def test_train_on_user_stacks_then_quantify_with_the_weights(tmp_path, stack, mo
     assert e["metrics"]["published_parameters_m"] == 1.3 and e["metrics"]["validation"]["val_myo_dice"] is not None
     assert e["calibration"]["postprocess_dilate_px"] in (0, 1, 2)
     assert set(e["calibration"]["validation_volume_ratio_by_dilate_px"]) == {"0", "1", "2"}
+    assert e["calibration"]["scar_logit_offset"] in [float(x) for x in e["calibration"]["validation_scar_slope_by_offset"]]
+    # refit the decisions of the installed model: same weights, the command appended, nothing else changed
+    monkeypatch.setenv("CMR_MODELS_DIR", str(out))
+    out2 = tmp_path / "models2"
+    assert main(["train", "scar", "--calibrate-only", "--init", "scar-tiny", "--data", str(folder), "--out", str(out2),
+                 "--quiet"]) == 0
+    e2 = _entry(out2, "scar-tiny")
+    assert e2["sha256"] == e["sha256"] and e2["train_command"].startswith(e["train_command"] + " && ")
+    assert "--calibrate-only" in e2["train_command"] and e2["calibration"]["validation_stacks"] >= 1
+    assert main(["train", "scar", "--calibrate-only", "--out", str(tmp_path / "models3"), "--quiet"]) == 1
+    assert "needs --init" in capsys.readouterr().err and not (tmp_path / "models3").exists()
     monkeypatch.setenv("CMR_MODELS_DIR", str(out))
     res_dir = tmp_path / "scar"
     assert main(["scar", "--lge", str(folder / "case1_lge.nrrd"), "--model", "scar-tiny", "--out", str(res_dir),

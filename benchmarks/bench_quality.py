@@ -72,8 +72,12 @@ def run():
         for key, label in (("rater_mean", "network vs rater mean (card's labels)"),
                            ("baseline_rater_mean", "baseline (image statistics) vs rater mean"),
                            ("noise_free", "network vs noise-free class"),
-                           ("baseline_noise_free", "baseline vs noise-free class")):
-            v = c[key]
+                           ("baseline_noise_free", "baseline vs noise-free class"),
+                           ("ideal_reader_vs_rater_mean", "ceiling: ideal reader of the noise-free likelihood vs rater "
+                                                          "mean (Bayes-optimal)")):
+            v = c.get(key)
+            if not v:
+                continue
             rows.append({"set": set_name, "compared": label, "slices": v["n"], "low": v["n_low"],
                          **{k: v[k] for k in ("accuracy", "precision", "recall", "specificity", "f1", "auc")}})
     if rows:

@@ -105,6 +105,25 @@ def simulate_raters(likelihood: np.ndarray, sd: float, rng: np.random.Generator,
     return np.clip(lk[:, None] + bias[None] + noise, 0.0, 100.0)
 
 
+def ideal_reader_p_low(likelihood: np.ndarray, sd: float, n_raters: int = 2, draws: int = 4000,
+                       seed: int = 0) -> np.ndarray:
+    """The best any reader of the image can do against rater-mean labels: the probability that
+    ``n_raters`` simulated raters' mean falls in the low-certainty band, given the phantom's
+    noise-free likelihood (Monte Carlo over the raters' offsets and noise). Thresholded at 0.5
+    it is the Bayes-optimal classifier of the rater-mean class, so its accuracy / F1 / AUC are
+    the ceiling a network can reach on these labels."""
+    lk = np.asarray(likelihood, float)
+    rng = np.random.default_rng(seed)
+    p = np.empty(lk.size)
+    for i in range(0, lk.size, 256):  # chunks keep the draws' memory small
+        part = lk[i:i + 256]
+        bias = rng.normal(0.0, RATER_BIAS_SD, (draws, 1, n_raters))
+        noise = rng.normal(0.0, 1.0, (draws, part.size, n_raters)) * rater_noise_sd(part, sd)[None, :, None]
+        mean = np.clip(part[None, :, None] + bias + noise, 0.0, 100.0).mean(-1)
+        p[i:i + 256] = is_low_certainty(mean).mean(0)
+    return p
+
+
 def rater_agreement(scores: np.ndarray) -> dict[str, float]:
     """Spearman ρ and the class agreement (25 / 75 cut points) between raters 0 and 1."""
     a, b = scores[:, 0], scores[:, 1]

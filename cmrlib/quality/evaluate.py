@@ -27,7 +27,7 @@ import numpy as np
 
 from ..metrics import binary_stats, confusion_matrix, roc_auc
 from .data import (SHIFTED_SEED_BASE, SLICE_CLASSES, TEST_SEED_BASE, TRAIN_SEED_BASE, calibrate_rater_sd,
-                   is_low_certainty, phantom_lge_stack, rater_agreement, simulate_raters)
+                   ideal_reader_p_low, is_low_certainty, phantom_lge_stack, rater_agreement, simulate_raters)
 
 PUBLISHED_CERTAINTY = {"internal": {"accuracy": 0.94, "recall": 0.80, "precision": 0.97, "specificity": 0.99,
                                     "f1": 0.87, "auc": 0.94},
@@ -144,6 +144,7 @@ def evaluate_certainty(stacks: list[EvalStack], network, *, rater_sd: float, thr
     out = {"rater_mean": _binary(rater_mean_low, p, threshold), "noise_free": _binary(truth_low, p, threshold),
            "rater_mean_at_0.5": _binary(rater_mean_low, p, 0.5),
            "ceiling_vs_rater_mean": round(float(np.mean(truth_low == rater_mean_low)), 4),
+           "ideal_reader_vs_rater_mean": _binary(rater_mean_low, ideal_reader_p_low(lk, rater_sd, seed=seed), 0.5),
            "raters": rater_agreement(scores), "threshold": threshold, "lv_slices": int(lk.size),
            "seconds_per_slice_with_overhead": round(seconds / max(n_slices, 1), 4)}
     if baseline_w is not None:

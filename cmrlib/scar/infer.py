@@ -50,15 +50,22 @@ def network_input(lge2d: np.ndarray, pm_lge: PlaneMap, cine2d: np.ndarray | None
     return np.stack(chans).astype(np.float32)
 
 
-def predict(model, inputs: np.ndarray, device=None, batch: int = 16) -> np.ndarray:
-    """``[N, C, S, S]`` inputs → ``[N, S, S]`` arg-max classes (:data:`cmrlib.scar.unet.CLASSES`)."""
+def predict(model, inputs: np.ndarray, device=None, batch: int = 16, scar_logit_offset: float = 0.0) -> np.ndarray:
+    """``[N, C, S, S]`` inputs → ``[N, S, S]`` arg-max classes (:data:`cmrlib.scar.unet.CLASSES`).
+
+    ``scar_logit_offset`` is added to the scar logit before the arg-max: the model's calibrated
+    decision (manifest ``calibration``), fitted on validation stacks so the %scar it reads there
+    is unbiased (a network trained with class-weighted cross-entropy still under-calls scar)."""
     dev = device if device is not None else next(model.parameters()).device
     out = []
     model.eval()
     with torch.no_grad():
         for i in range(0, len(inputs), batch):
             x = torch.from_numpy(np.ascontiguousarray(inputs[i:i + batch])).to(dev)
-            out.append(model(x).argmax(1).to(torch.uint8).cpu().numpy())
+            logits = model(x)
+            if scar_logit_offset:
+                logits[:, SCAR] += float(scar_logit_offset)
+            out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     size = inputs.shape[-1] if len(inputs) else 0
     return np.concatenate(out) if out else np.zeros((0, size, size), np.uint8)
 

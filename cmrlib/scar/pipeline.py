@@ -109,6 +109,7 @@ class ScarResult:
     timing: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dilate_px: dict[str, int] = field(default_factory=dict)  # network method → post-processing dilation used
+    scar_logit_offset: dict[str, float] = field(default_factory=dict)  # network method → its decision's offset
 
     @property
     def primary(self) -> MethodSummary:
@@ -129,7 +130,7 @@ class ScarResult:
             "series": self.lge.meta.get("SeriesDescription", ""),
             "model": {"name": self.model, "version": self.model_version, "notice": self.model_notice},
             "seconds": round(self.seconds, 3), "timing": {k: round(v, 5) for k, v in self.timing.items()},
-            "postprocess_dilate_px": dict(self.dilate_px),
+            "postprocess_dilate_px": dict(self.dilate_px), "scar_logit_offset": dict(self.scar_logit_offset),
             "slices": [s.to_dict() for s in self.slices], "methods": [m.to_dict() for m in self.methods],
             "segments": self.segments, "matching": self.matching.to_dict() if self.matching else None,
             "notes": list(self.notes),
@@ -336,12 +337,13 @@ def _centres(lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matc
 # ---- the computation ---------------------------------------------------------------------------------
 def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matching | None,
                  lge_c, cine_c, device, timing: dict, network=None,
-                 model_name: str | None = None,
-                 dilate_px: int | None = None) -> tuple[np.ndarray, list[str], Any, np.ndarray | None]:
+                 model_name: str | None = None, dilate_px: int | None = None,
+                 scar_offset: float | None = None) -> tuple[np.ndarray, list[str], Any, np.ndarray | None]:
     """Labels 0/1/2 on the LGE grid, per-slice reasons for slices not segmented, the model entry,
     and the aligned cine on the LGE grid (fusion). ``network``: a model in hand (training's
     validation) instead of the installed one. ``dilate_px``: the post-processing's final
-    dilation; None: the model's calibrated one (manifest ``calibration``), else the card's."""
+    dilation; None: the model's calibrated one (manifest ``calibration``), else the card's.
+    ``scar_offset``: the scar-logit offset of the decision; None: the model's calibrated one, else 0."""
     from ..models.zoo import load_installed
     model, entry = ((network, None) if network is not None
                     else load_installed(model_name or MODEL_NAMES[method], device, TRAINER))
@@ -349,7 +351,10 @@ def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | Non
     if dilate_px is None:
         dilate_px = int(((entry.calibration if entry else None) or {}).get("postprocess_dilate_px",
                                                                            infer.CARD_DILATE_PX))
+    if scar_offset is None:
+        scar_offset = float(((entry.calibration if entry else None) or {}).get("scar_logit_offset", 0.0))
     timing[f"{method}_dilate_px"] = float(dilate_px)  # popped into ScarResult.dilate_px
+    timing[f"{method}_scar_logit_offset"] = float(scar_offset)  # popped into ScarResult.scar_logit_offset
     n, shape = lge_arr.shape[0], lge_arr.shape[1:]
     labels = np.zeros(lge_arr.shape, np.uint8)
     reasons = [""] * n
@@ -372,7 +377,8 @@ def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | Non
         maps.append(pm_l)
         ks.append(k)
     t0 = time.perf_counter()
-    classes = infer.predict(model, np.stack(inputs), device) if inputs else np.zeros((0,), np.uint8)
+    classes = (infer.predict(model, np.stack(inputs), device, scar_logit_offset=scar_offset) if inputs
+               else np.zeros((0,), np.uint8))
     t1 = time.perf_counter()
     for cls, pm, k in zip(classes, maps, ks):
         labels[k] = infer.labels_to_lge(infer.postprocess(cls, cfg.pixel_mm, dilate_px), pm, shape)
@@ -388,7 +394,8 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
                   segments: Image | np.ndarray | None = None, centres: dict | None = None,
                   remote: np.ndarray | None = None, force: bool = False, compare: bool = True,
                   device=None, progress: ProgressCallback | None = None, networks: dict | None = None,
-                  model_name: str | None = None, dilate_px: int | None = None) -> ScarResult:
+                  model_name: str | None = None, dilate_px: int | None = None,
+                  scar_offset: float | None = None) -> ScarResult:
     """%scar, volumes and labels of one LGE stack (see the module docstring).
 
     ``mask``: label map on the LGE grid (1 myocardium, 3 scar counted as myocardium; Image meta
@@ -399,7 +406,8 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     ``model_name``: an installed scar model used for the network method (its inputs decide
     fusion or LGE-only), e.g. one trained on a site's own data. ``dilate_px``: the final
     myocardial dilation of the post-processing (pixels of the network grid); default the model's
-    calibrated value (the card: 1).
+    calibrated value (the card: 1). ``scar_offset``: the scar-logit offset of the networks'
+    decision; default the model's calibrated value (0 without one).
     """
     t_start = time.perf_counter()
     notes: list[str] = []
@@ -441,7 +449,8 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     entry, aligned = None, None
     for m in [r for r in runnable if r in NETWORK_METHODS]:
         lab, reasons, e, al = _run_network(m, lge, lge_arr, cine, matching, lge_c, cine_c, device, timing,
-                                           networks.get(m), model_name if m == chosen else None, dilate_px)
+                                           networks.get(m), model_name if m == chosen else None, dilate_px,
+                                           scar_offset)
         net_labels[m] = (lab, reasons)
         if m == chosen:
             entry = e
@@ -516,9 +525,11 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     from ..io import unreadable_notes
     notes += unreadable_notes(lge, "the scar quantification")
     dilation = {k[: -len("_dilate_px")]: int(timing.pop(k)) for k in list(timing) if k.endswith("_dilate_px")}
+    offsets = {k[: -len("_scar_logit_offset")]: float(timing.pop(k)) for k in list(timing)
+               if k.endswith("_scar_logit_offset")}
     result = ScarResult(chosen, lge, labels_img, slices, summaries, seg_list, seg_img, matching, aligned,
                         entry.name if entry else None, entry.version if entry else None,
-                        entry.notice if entry else None, 0.0, timing, notes, dilation)
+                        entry.notice if entry else None, 0.0, timing, notes, dilation, offsets)
     if not result.complete:
         missing = [s.index + 1 for s in slices if s.status == "not segmented"]
         notes.append(f"partial: slice(s) {', '.join(map(str, missing))} not quantified — %scar and volumes cover "
