@@ -46,3 +46,36 @@ def test_train_resume_and_load(tmp_path, capsys, monkeypatch):
     assert loaded.sha256 == entry["sha256"] and model.config.frame_slots == 11
     for key, value in best["model"].items():
         assert torch.equal(model.state_dict()[key].cpu(), value), key
+
+
+@pytest.mark.slow
+def test_train_on_a_sites_own_irw_series_and_fine_tune(tmp_path, capsys, monkeypatch):
+    """--data: a folder of IRW sequence files (as `cmr run` writes them) deformed by the phantom's
+    synthetic motion; --init: fine-tuning starts from an installed model's weights."""
+    from cmrlib.io import write_image
+    from cmrlib.motion.data import user_irw_series
+    from cmrlib.phantom import Phantom, PhantomOptions, sample_subject
+    data = tmp_path / "irw"
+    data.mkdir()
+    for k, scheme in enumerate(("ShMOLLI", "MOLLI 5(3)3")):
+        ph = Phantom(sample_subject(50 + k, PhantomOptions(matrix=96, la=False, motion=0.0)))
+        write_image(ph.irw("mid", "native", scheme, motion_severity=0.0).image, data / f"case{k}.nrrd")
+    (data / "notes.txt").write_text("not an image")
+    series = user_irw_series(data)
+    assert [s[2] for s in series] == ["case0.nrrd", "case1.nrrd"] and series[0][0].shape[0] == 7
+    out = tmp_path / "models"
+    common = ["train", "--quiet", "moconet", "--preset", "compact", "--train-sets", "4", "--val-sets", "2",
+              "--batch", "2", "--epochs", "1", "--still-fraction", "0.5", "--cache", str(tmp_path / "cache"),
+              "--data", str(data), "--out", str(out)]
+    assert main(common + ["--name", "moconet-site"]) == 0
+    entry = json.loads((out / "manifest.json").read_text())["models"][0]
+    assert not entry["phantom_trained"] and entry["trained_on"].startswith("user data: 1 IRW series")
+    assert "--data" in entry["train_command"]
+    monkeypatch.setenv("CMR_MODELS_DIR", str(out))
+    assert main(common + ["--name", "moconet-site2", "--init", "moconet-site"]) == 0
+    e2 = next(e for e in json.loads((out / "manifest.json").read_text())["models"] if e["name"] == "moconet-site2")
+    assert e2["trained_on"].endswith("fine-tuned from moconet-site")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--quiet", "moconet", "--data", str(empty), "--out", str(tmp_path / "m2")]) == 1
+    assert "no IRW series" in capsys.readouterr().err and not (tmp_path / "m2").exists()

@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=".cache/moconet", help="folder for the generated training sets")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (at an epoch end)")
+    parser.add_argument("--data", help="folder of your own motion-free (or motion-corrected) IRW series: sequence "
+                                       "files with an InversionTime per frame, or DICOM folders (README 'MOCOnet "
+                                       "training data'); deformed by the same synthetic motion as the phantom's")
+    parser.add_argument("--init", help="start from the weights of this installed model (fine-tuning)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --cache (with the --lr and --plateau-patience given now)")
 
@@ -86,6 +90,30 @@ def _dataset(cache: Path, seeds: range, slots: int, size: int, tag: str, progres
         Path(str(p) + ".part").rename(p)
     np.save(names[2], counts)
     return _dataset(cache, seeds, slots, size, tag, severity=severity)
+
+
+def _user_dataset(series: list, n_sets: int, slots: int, size: int, seed_base: int, severity: float | None = None,
+                  progress=None, tag: str = "user") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like :func:`_dataset` from a user's IRW series (:func:`cmrlib.motion.data.user_irw_series`),
+    cycling through them with a new random motion per set; in memory (a site's data is small)."""
+    from ..errors import InputError
+    from .data import user_sample
+    from .moconet_infer import normalise_frames
+    too_long = [name for f, _, name in series if f.shape[0] > slots]
+    if too_long:
+        raise InputError(f"--data: {too_long[0]} has more than the network's {slots} frames")
+    frames = np.zeros((n_sets, slots, size, size), np.float16)
+    dvf = np.zeros((n_sets, slots, 2, size, size), np.float16)
+    counts = np.zeros(n_sets, np.int16)
+    for i in range(n_sets):
+        report(progress, f"deforming {tag} sets", i, n_sets, "")
+        fr, inv = user_sample(series[i % len(series)], seed_base + i, size, severity)
+        n = fr.shape[0]
+        frames[i, :n] = normalise_frames(fr)
+        dvf[i, :n] = inv
+        counts[i] = n
+    report(progress, f"deforming {tag} sets", n_sets, n_sets, "done")
+    return frames, dvf, counts
 
 
 def _augment(x: torch.Tensor, d: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,16 +194,40 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or f"moconet-{args.preset}"
     cache = Path(args.cache)
     t_start = time.perf_counter()
-    train = _dataset(cache, range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + args.train_sets), cfg.frame_slots,
-                     cfg.input_size, "train", progress)
-    val = _dataset(cache, range(TRAIN_SEED_BASE + 500_000, TRAIN_SEED_BASE + 500_000 + args.val_sets),
-                   cfg.frame_slots, cfg.input_size, "val", progress)
     n_still = round(args.train_sets * args.still_fraction)
-    still = _dataset(cache, range(STILL_SEED_BASE, STILL_SEED_BASE + n_still), cfg.frame_slots, cfg.input_size,
-                     "still", progress, severity=0.0) if n_still else None
+    cache.mkdir(parents=True, exist_ok=True)
+    if args.data:
+        from .data import user_irw_series
+        series = user_irw_series(args.data)
+        order = np.random.default_rng(args.seed).permutation(len(series))
+        n_val = max(1, len(series) // 10) if len(series) > 1 else 0
+        val_series = [series[i] for i in order[:n_val]] or [series[order[0]]]  # one series: validated on itself
+        train_series = [series[i] for i in order[n_val:]] or val_series
+        size, slots = cfg.input_size, cfg.frame_slots
+        train = _user_dataset(train_series, args.train_sets, slots, size, TRAIN_SEED_BASE, progress=progress)
+        val = _user_dataset(val_series, args.val_sets, slots, size, TRAIN_SEED_BASE + 500_000, progress=progress,
+                            tag="validation")
+        still = _user_dataset(train_series, n_still, slots, size, STILL_SEED_BASE, 0.0, progress, "still") \
+            if n_still else None
+        args.trained_on = (f"user data: {len(train_series)} IRW series from {args.data} (validation: "
+                           f"{len(val_series)}), deformed by random smooth DVFs (severity 0..{TRAIN_MAX_SEVERITY})")
+    else:
+        train = _dataset(cache, range(TRAIN_SEED_BASE, TRAIN_SEED_BASE + args.train_sets), cfg.frame_slots,
+                         cfg.input_size, "train", progress)
+        val = _dataset(cache, range(TRAIN_SEED_BASE + 500_000, TRAIN_SEED_BASE + 500_000 + args.val_sets),
+                       cfg.frame_slots, cfg.input_size, "val", progress)
+        still = _dataset(cache, range(STILL_SEED_BASE, STILL_SEED_BASE + n_still), cfg.frame_slots, cfg.input_size,
+                         "still", progress, severity=0.0) if n_still else None
     from ..device import pick_device
     dev = pick_device(getattr(args, "device", None))  # `--device` / CMR_DEVICE reaches training too
     model = moconet_from_config(cfg).to(dev)
+    if args.init and not (args.resume and (cache / f"{name}.ckpt.pt").exists()):
+        from ..errors import InputError
+        from ..models import load_model
+        base, entry0 = load_model(args.init, device=dev)
+        if entry0.architecture != "moconet" or base.arch_args() != model.arch_args():
+            raise InputError(f"--init {args.init} is not a MOCOnet of the {args.preset} preset")
+        model.load_state_dict(base.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=math.sqrt(0.1), patience=args.plateau_patience, min_lr=5e-5)
     ckpt = cache / f"{name}.ckpt.pt"
@@ -254,10 +306,12 @@ def model_entry(args: argparse.Namespace, model: torch.nn.Module, cfg: MOCOnetCo
         name=name, task="motion", architecture="moconet", file=f"{name}.safetensors", sha256="",
         version="1.0", arch_args=model.arch_args(),
         input=_input_description(cfg),
-        label_table={}, trained_on=f"synthetic SlicerCMR phantom: {args.train_sets} motion-free IRW sets "
-                                   f"(ShMOLLI / MOLLI 5(3)3 / MOLLI 3(3)3(3)5, {MATRIX}x{MATRIX}) deformed by "
-                                   f"random smooth DVFs (severity 0..{TRAIN_MAX_SEVERITY}), mean removed",
-        phantom_trained=True, train_command=train_command,
+        label_table={}, trained_on=(getattr(args, "trained_on", None) or (
+            f"synthetic SlicerCMR phantom: {args.train_sets} motion-free IRW sets "
+            f"(ShMOLLI / MOLLI 5(3)3 / MOLLI 3(3)3(3)5, {MATRIX}x{MATRIX}) deformed by "
+            f"random smooth DVFs (severity 0..{TRAIN_MAX_SEVERITY}), mean removed"))
+        + (f"; fine-tuned from {args.init}" if args.init else ""),
+        phantom_trained=not args.data, train_command=train_command,
         metrics={"validation": best, "selected_epoch": best.get("epoch"), "epochs": len(history),
                  "minutes": round(minutes, 1)},
         card=f"{name}.md")
