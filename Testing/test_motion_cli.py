@@ -50,14 +50,19 @@ def test_pipeline_none_recovers_myocardial_t1(irw_series):
 
 
 def test_classical_reduces_known_motion():
+    """On average over three sets: a single set can go either way (seed 4 at severity 1.4 reads
+    1.32 → 1.34 px on some CPUs), as the benchmark's per-group means show."""
     from cmrlib.motion.data import make_sample
-    s = make_sample(4, severity=1.4, scheme="ShMOLLI", matrix=64)
-    img = Image(s.frames, is_sequence=True, frame_meta=[{"InversionTime": t} for t in s.inversion_times_ms])
-    res = correct_and_map(img, "classical")
-    roi = np.isin(s.labels, (1, 2))
-    before = np.sqrt((s.inverse_dvf ** 2).sum(1))[:, roi].mean()
-    after = np.sqrt(((res.dvf - s.inverse_dvf) ** 2).sum(1))[:, roi].mean()
-    assert after < before
+    before, after = [], []
+    for seed in (4, 5, 6):
+        s = make_sample(seed, severity=1.4, scheme="ShMOLLI", matrix=64)
+        img = Image(s.frames, is_sequence=True, frame_meta=[{"InversionTime": t} for t in s.inversion_times_ms])
+        res = correct_and_map(img, "classical")
+        roi = np.isin(s.labels, (1, 2))
+        before.append(np.sqrt((s.inverse_dvf ** 2).sum(1))[:, roi].mean())
+        after.append(np.sqrt(((res.dvf - s.inverse_dvf) ** 2).sum(1))[:, roi].mean())
+    assert np.mean(after) < 0.9 * np.mean(before)
+    assert sum(a < b for a, b in zip(after, before)) >= 2
 
 
 def test_cmr_motion_writes_maps_on_input_grid(irw_series, tmp_path, capsys):
