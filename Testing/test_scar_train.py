@@ -14,7 +14,7 @@ from cmrlib.models.unet2d import n_parameters
 from cmrlib.scar.data import classes_of, phantom_stack, training_sample, user_stacks
 from cmrlib.scar.unet import CLASSES, ScarUNetConfig, build
 
-TINY = ["--epochs", "1", "--steps", "2", "--batch", "2", "--quiet"]
+TINY = ["--epochs", "1", "--steps", "2", "--batch", "2", "--scar-offsets", "0,1", "--quiet"]
 pytestmark = pytest.mark.usefixtures("fresh_model_cache")
 
 
@@ -109,9 +109,10 @@ def test_train_on_user_stacks_then_quantify_with_the_weights(tmp_path, stack, mo
     monkeypatch.setenv("CMR_MODELS_DIR", str(out))
     out2 = tmp_path / "models2"
     assert main(["train", "scar", "--calibrate-only", "--init", "scar-tiny", "--data", str(folder), "--out", str(out2),
-                 "--quiet"]) == 0
+                 "--scar-offsets", "0,1", "--quiet"]) == 0
     e2 = _entry(out2, "scar-tiny")
     assert e2["sha256"] == e["sha256"] and e2["train_command"].startswith(e["train_command"] + " && ")
+    assert set(e2["calibration"]["validation_scar_slope_by_offset"]) <= {"0", "1"}
     assert "--calibrate-only" in e2["train_command"] and e2["calibration"]["validation_stacks"] >= 1
     assert main(["train", "scar", "--calibrate-only", "--out", str(tmp_path / "models3"), "--quiet"]) == 1
     assert "needs --init" in capsys.readouterr().err and not (tmp_path / "models3").exists()

@@ -237,6 +237,13 @@ def save_model(model: Any, entry: ModelEntry, folder: str | Path) -> ModelEntry:
     os.close(fd)
     save_file(state, tmp, metadata={"name": entry.name, "architecture": entry.architecture})
     replace_file(tmp, folder / entry.file)
+    return register_model(entry, folder)
+
+
+def register_model(entry: ModelEntry, folder: str | Path) -> ModelEntry:
+    """Add/replace ``entry`` in ``folder``'s manifest for the weights file already there
+    (``entry.file``); the sha256 is computed from that file."""
+    folder = Path(folder)
     entry.folder = folder
     entry.sha256 = sha256_of(entry.path)
     with _manifest_lock(folder):  # two trainings finishing together must not drop each other's entry

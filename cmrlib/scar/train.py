@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", default=".cache/scar", help="folder for the generated stacks and checkpoints")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes (at an epoch end)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --cache")
+    parser.add_argument("--scar-offsets", default=None,
+                        help="comma-separated scar-logit offsets the calibration tries (default 0 to 3 in steps of "
+                             "0.25)")
     parser.add_argument("--calibrate-only", action="store_true",
                         help="no training: refit the post-processing dilation and the scar-logit offset of the "
                              "--init model on the validation stacks and save it to --out")
@@ -160,13 +163,30 @@ def calibrate_postprocess(model, val: list[ScarStack], method: str, device, choi
             "validation_stacks": len(val)}
 
 
+def scar_offsets(args: argparse.Namespace) -> tuple[float, ...]:
+    """The offsets of ``--scar-offsets`` (InputError for a malformed list), else the default grid."""
+    if not getattr(args, "scar_offsets", None):
+        return SCAR_OFFSET_CHOICES
+    try:
+        values = tuple(float(v) for v in str(args.scar_offsets).split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise InputError(f"--scar-offsets {args.scar_offsets!r}: give numbers separated by commas, e.g. 0,0.5,1")
+    return values
+
+
 def calibrate_only(args: argparse.Namespace) -> int:
     """``--calibrate-only --init NAME``: refit the post-processing decisions of an installed model
     on the validation stacks and write it (same weights) with its manifest entry to ``--out``."""
     from dataclasses import replace as dc_replace
 
+    import shutil
+
+    from ..atomic import replace_file
     from ..device import pick_device
-    from ..models import load_model, save_model
+    from ..models import load_model
+    from ..models.zoo import register_model
     if not args.init:
         raise InputError("--calibrate-only needs --init NAME (the installed model to calibrate)")
     dev = pick_device(getattr(args, "device", None))
@@ -179,10 +199,17 @@ def calibrate_only(args: argparse.Namespace) -> int:
                             lambda: phantom_stacks(VAL_SEED_BASE, args.val_subjects))
     if not val:
         raise InputError("--calibrate-only: no validation stacks (a --data folder needs at least 2 stacks)")
-    calibration = calibrate_postprocess(model, val, method, dev)
+    calibration = calibrate_postprocess(model, val, method, dev, offsets=scar_offsets(args))
     entry = dc_replace(entry0, name=args.name or entry0.name, calibration=calibration,
                        train_command=f"{entry0.train_command} && {_command_line(args)}")
-    entry = save_model(model, entry, Path(args.out))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    source = entry0.path
+    if (out / entry.file).resolve() != source.resolve():  # the weights byte for byte: they are not retrained
+        tmp = out / f".tmp-{entry.file}"
+        shutil.copyfile(source, tmp)
+        replace_file(tmp, out / entry.file)
+    entry = register_model(entry, out)
     print(f"calibrated {entry.name}: dilation {calibration['postprocess_dilate_px']} px, scar-logit offset "
           f"{calibration['scar_logit_offset']:g} (validation %scar slope by offset: "
           f"{calibration['validation_scar_slope_by_offset']}); saved to {entry.path}")
@@ -203,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models import load_model, save_model
     from ..models.unet2d import n_parameters
     from ..progress import make_progress
+    scar_offsets(args)  # a malformed --scar-offsets is refused before any work
     if args.calibrate_only:
         return calibrate_only(args)
     progress = make_progress(args)
@@ -259,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     entry = model_entry(cfg, name, session.history, train_command, minutes, trained_on, args, phantom=not args.data,
                         n_params=n_parameters(model))
     if val:
-        entry.calibration = calibrate_postprocess(model, val, method, dev)
+        entry.calibration = calibrate_postprocess(model, val, method, dev, offsets=scar_offsets(args))
         print(f"post-processing dilation {entry.calibration['postprocess_dilate_px']} px (validation volume ratio "
               f"by dilation: {entry.calibration['validation_volume_ratio_by_dilate_px']}); scar-logit offset "
               f"{entry.calibration['scar_logit_offset']:g} (validation %scar slope by offset: "
