@@ -72,7 +72,8 @@ def _expected_slice_rows(summary: dict) -> list[dict]:
     """result.json's slices as rows_from_table_node reads the table (numbers as floats, NaN for none)."""
     return [{"slice": float(s["index"] + 1), "dT1 mean (%)": s["dt1_percent"], "dT1 sd (%)": s["dt1_sd_percent"],
              "pixels": float(s["n_pixels"]), "through-plane distance (mm)": s["distance_mm"],
-             "mask QC": "failed" if s["mask_qc_failed"] else "passed"} for s in summary["slices"]]
+             "mask QC": "failed" if s["mask_qc_failed"] else "passed",
+             "map quality": "failed" if s["map_qc_failed"] else "passed"} for s in summary["slices"]]
 
 
 def _expected_segment_rows(summary: dict) -> list[dict]:
@@ -157,7 +158,9 @@ def test_adapter_on_the_capability_example(example):
                                 "legend"}
     text = out.summary_text()
     assert f"{summary['dt1_slice_percent'][0]:+.2f} %" in text and "classical" in text and "Dice" in text
-    assert out.qc_warning() == "" and out.mask_qc_failed_slices == []
+    # the example's breath-hold moved (phantom motion severity 0.98): the map-quality check says so
+    assert out.mask_qc_failed_slices == [] and summary["map_qc_failed_slices"] == [0]
+    assert out.qc_warning().startswith("map quality: slice 1 has")
     # a second result in the same scene reuses the colour table
     again = outputs_to_nodes(scene, result, "again")
     assert again.colours is colours and again.dt1.GetName() == "again dT1 (%)"
@@ -183,8 +186,8 @@ def test_adapter_refuses_an_incomplete_result_and_adds_nothing(example):
 
 def test_table_cells_and_legend_text():
     rows = [{"slice": 2, "dT1 mean (%)": 3.14159, "dT1 sd (%)": None, "pixels": 12,
-             "through-plane distance (mm)": 0.0, "mask QC": "failed"}]
-    assert table_cells(rows, SLICE_COLUMNS) == [["2", "3.14", "–", "12", "0.00", "failed"]]
+             "through-plane distance (mm)": 0.0, "mask QC": "failed", "map quality": "passed"}]
+    assert table_cells(rows, SLICE_COLUMNS) == [["2", "3.14", "–", "12", "0.00", "failed", "passed"]]
     text = legend_text()
     assert "blue -12 %" in text and "white 0" in text and "red +12 %" in text
 
@@ -345,7 +348,9 @@ def test_logic_runs_cmr_stress_and_loads_its_folder(pair, tmp_path):
     slice_axis_ras = np.array([normal.GetElement(i, 2) for i in range(3)])
     rest_axis_ras = rest.direction[:, 2] * np.array([-1.0, -1.0, 1.0])
     assert abs(float(slice_axis_ras @ rest_axis_ras)) == pytest.approx(1.0, abs=1e-6)  # the rest map's plane
-    assert "classical" in loaded.summary_text() and loaded.qc_warning() == ""
+    # the pair's stress breath-hold moved (the example's phantom seed): flagged, and only the map
+    assert "classical" in loaded.summary_text() and loaded.qc_warning().startswith("map quality")
+    assert loaded.mask_qc_failed_slices == []
 
 
 def test_a_mask_that_failed_qc_is_flagged_in_the_result_and_the_status(pair, tmp_path):

@@ -152,3 +152,44 @@ def test_a_registration_that_makes_the_pair_worse_is_not_used():
     assert index == 0  # the failed registration is dropped: the pair stays as it was
     chosen, index = no_worse(rest, stress, [np.zeros_like(good), bad, good], rl, (1.5, 1.5))
     assert index == 2 and np.array_equal(chosen, good)
+
+
+def test_slice_dt1_is_the_change_of_the_roi_mean_not_the_mean_pixel_ratio():
+    """With noisy maps the mean of pixel-wise ratios is biased upwards by about (sd/mean)²; the
+    slice and segment values are the relative change of the ROI's mean T1, as an ROI reading."""
+    from cmrlib.aha import aha_segments
+    rng = np.random.default_rng(3)
+    rest, stress, rl, sl = ring_maps(reactivity=0.0)
+    myo = rl == 1
+    rest = rest + np.where(myo, rng.normal(0, 200.0, rest.shape), 0).astype(np.float32)  # 20 % pixel scatter
+    stress = stress + np.where(myo, rng.normal(0, 200.0, stress.shape), 0).astype(np.float32)
+    seg = aha_segments(myo, (36.0, 36.0), (30.0, 22.0), "mid")
+    r, s = images(rest, stress)
+    res = stress_t1(r, s, rest_mask=rl[None], stress_mask=sl[None], segments=seg[None], method="none")
+    from cmrlib.stress.pipeline import roi
+    inset = roi(rl) & (rest > 50)
+    want = (stress[inset].mean() / rest[inset].mean() - 1) * 100
+    pixel_mean = dt1_percent(rest, stress)[inset].mean()
+    assert res.dt1_slice_percent[0] == pytest.approx(want, abs=1e-3)
+    assert pixel_mean - want > 2.5  # the pixel-ratio mean reads about (0.2)² = +4 % more
+    for row in res.segments:
+        sel = inset & (seg == row["segment"])
+        assert row["mean"] == pytest.approx((stress[sel].mean() / rest[sel].mean() - 1) * 100, abs=1e-3)
+
+
+def test_map_quality_flags_corrupted_maps_only():
+    rest, stress, rl, sl = ring_maps(reactivity=0.05)
+    r, s = images(rest, stress)
+    clean = stress_t1(r, s, rest_mask=rl[None], stress_mask=sl[None], method="none")
+    assert not clean.slices[0].map_qc_failed and clean.slices[0].stress_implausible_percent == 0.0
+    assert clean.to_dict()["map_qc_failed_slices"] == []
+    # motion within the stress breath-hold: a band of the myocardium reads blood-like T1
+    bad = stress.copy()
+    band = (rl == 1) & (np.arange(N)[:, None] < 30)
+    bad[band] = 1500.0
+    res = stress_t1(r, Image(bad[None], (1.5, 1.5, 8.0), meta={"kind": "t1map"}), rest_mask=rl[None],
+                    stress_mask=sl[None], method="none")
+    s0 = res.slices[0]
+    assert s0.map_qc_failed and s0.stress_implausible_percent > 12.0 and s0.rest_implausible_percent == 0.0
+    assert res.to_dict()["map_qc_failed_slices"] == [0]
+    assert any("map quality" in n and "registered stress map" in n for n in res.notes)

@@ -1,9 +1,13 @@
-"""CMRStressT1 dT1: held-out and shifted phantom rest/stress pairs — slice and segment dT1
-against the ROI reference (ICC(2,1), mean error ± sd), reversed pairs, myocardial Dice before /
-after for no registration, classical SimpleITK, the U-Net VoxelMorph baseline and the
-Swin-U-Net; by T1 sequence; the card's Table 3.3 (pairing × augmentation); speed end to end.
+"""CMRStressT1 dT1: held-out phantom rest/stress pairs — the training protocol, the clinical
+protocol of the paper's test data (ShMOLLI, 1.6–1.9 mm pixels), each with and without the
+paper's exclusions (maps with artefacts, pairs with out-of-plane motion), and the shifted set —
+slice and segment dT1 against the ROI reference (ICC(2,1), mean error ± sd), reversed pairs,
+myocardial Dice before / after for no registration, classical SimpleITK, the U-Net VoxelMorph
+baseline and the Swin-U-Net; the error by through-plane distance; by T1 sequence; the card's
+Table 3.3 (pairing × augmentation); speed end to end.
 
-Environment: CMR_BENCH_SUBJECTS (held-out subjects per set, 3 pairs each; default 10),
+Environment: CMR_BENCH_SUBJECTS (held-out and shifted subjects, 3 pairs each; default 10),
+CMR_BENCH_CLINICAL_SUBJECTS (clinical-protocol subjects; default 60),
 CMR_MODELS_DIR (weights to test; default the bundled ones), CMR_DT1_SWIN / CMR_DT1_UNET (model
 names, default dt1-swin-compact / dt1-unet-compact), CMR_DT1_TABLE_MODELS (comma-separated
 ``label=model`` pairs for Table 3.3, e.g. ``none/regular=dt1-t33-none-regular,...``; rows are
@@ -21,7 +25,7 @@ import time
 from pathlib import Path
 
 from cmrlib.models.zoo import model_installed
-from cmrlib.stress.evaluate import ICC_FORM, evaluate_pairs, held_out_pairs
+from cmrlib.stress.evaluate import ICC_FORM, OUT_OF_PLANE_MM, evaluate_pairs, evaluation_sets, exclusion
 
 
 def _row(set_name: str, r: dict) -> dict:
@@ -85,8 +89,43 @@ def _speed(pair, swin: str | None) -> list[dict]:
     return rows
 
 
+def _exclusions(sets: dict, results: dict) -> list[dict]:
+    rows = []
+    for name in ("held-out", "clinical protocol", "shifted"):
+        pairs = sets[name]
+        why = [exclusion(p) or "" for p in pairs]
+        rows.append({"set": name, "pairs": len(pairs),
+                     "excluded: imaging artefacts": sum(w.startswith("imaging") for w in why),
+                     f"excluded: out-of-plane > {OUT_OF_PLANE_MM:.0f} mm": sum(w.startswith("out-of-plane") for w in why),
+                     "included": sum(not w for w in why),
+                     "map QC failed (automatic), all pairs": results[name]["map_qc_failed"],
+                     "map QC failed, included pairs": results.get(f"{name}, paper's exclusions", {}).get("map_qc_failed")})
+    return rows
+
+
+def _by_through_plane(pairs, swin: str | None) -> list[dict]:
+    """Clinical-protocol pairs without visible artefacts, by rest–stress through-plane distance."""
+    method, model = ("swin", swin) if swin else ("classical", None)
+    clean = [p for p in pairs if not (exclusion(p) or "").startswith("imaging")]
+    rows = []
+    for lo, hi in ((0, 1), (1, 2), (2, 3), (3, 4), (4, 99)):
+        sub = [p for p in clean if lo <= abs(p.truth["through_plane_mm"]) < hi]
+        if not sub:
+            continue
+        r = evaluate_pairs(sub, method, model)
+        sl = r["slice"]
+        rows.append({"through-plane distance (mm)": f"{lo}–{hi}" if hi < 99 else f"≥ {lo}", "method": method,
+                     "pairs": len(sub), "slice error %": f"{sl['mean_error']:+.2f} ± {sl['sd_error']:.2f}"
+                     if "mean_error" in sl else "–",
+                     "segment error %": f"{r['segment']['mean_error']:+.2f} ± {r['segment']['sd_error']:.2f}"
+                     if "mean_error" in r["segment"] else "–",
+                     "Dice after": round(r["dice_after"]["mean"], 3) if r["dice_after"] else None})
+    return rows
+
+
 def run():
     subjects = int(os.environ.get("CMR_BENCH_SUBJECTS", "10"))
+    clinical_subjects = int(os.environ.get("CMR_BENCH_CLINICAL_SUBJECTS", "60"))
     swin = os.environ.get("CMR_DT1_SWIN", "dt1-swin-compact")
     unet = os.environ.get("CMR_DT1_UNET", "dt1-unet-compact")
     swin = swin if model_installed(swin) else None
@@ -94,20 +133,22 @@ def run():
     methods = [("none", None), ("classical", None)] + ([("unet", unet)] if unet else []) + \
               ([("swin", swin)] if swin else [])
     rows, by_scheme, ratios = [], [], []
-    sets = {}
-    for shifted in (False, True):
-        name = "shifted" if shifted else "held-out"
-        pairs = held_out_pairs(subjects, shifted)
-        sets[name] = pairs
+    sets = evaluation_sets(subjects, clinical_subjects)
+    first = {}
+    for name, pairs in sets.items():
+        if len(pairs) < 3:
+            continue
         results = {m: evaluate_pairs(pairs, m, model) for m, model in methods}
+        first[name] = results["classical"]
         rows += [_row(name, r) for r in results.values()]
         if swin:
             rows.append(_row(name, evaluate_pairs(pairs, "swin", swin, reverse=True)))
         best = "swin" if swin else "classical"
-        for scheme in sorted({p.truth["scheme"] for p in pairs}):
-            sub = [p for p in pairs if p.truth["scheme"] == scheme]
-            if len(sub) >= 3:
-                by_scheme.append(_row(f"{name}: {scheme}", evaluate_pairs(sub, best, swin if best == "swin" else None)))
+        if "exclusions" not in name:
+            for scheme in sorted({p.truth["scheme"] for p in pairs}):
+                sub = [p for p in pairs if p.truth["scheme"] == scheme]
+                if len(sub) >= 3:
+                    by_scheme.append(_row(f"{name}: {scheme}", evaluate_pairs(sub, best, swin if best == "swin" else None)))
         ref = results["classical"]
         for m in ("unet", "swin"):
             if m in results:
@@ -117,23 +158,31 @@ def run():
                                "slice |error| sd / classical": round(r["slice"]["sd_error"] / ref["slice"]["sd_error"], 3),
                                "s / pair vs classical": round(r["seconds_per_pair"] / ref["seconds_per_pair"], 3)})
     missing = [n for n, m in (("dt1-swin-compact", swin), ("dt1-unet-compact", unet)) if not m]
-    yield (f"dT1 against the ROI reference ({ICC_FORM}), {subjects} subjects × 3 positions per set"
+    yield (f"dT1 against the ROI reference ({ICC_FORM}); held-out and shifted: {subjects} subjects × 3 positions, "
+           f"clinical protocol: {clinical_subjects} subjects × 3"
            + (f"; not installed: {', '.join(missing)}" if missing else "")
-           + "; issue figures: slice ICC ≥ 0.97 and error within ±0.2 %, segment ICC ≥ 0.91, reversed ICC ≥ 0.93, "
+           + "; issue figures (on the clinical protocol with the paper's exclusions, as the paper's test set): "
+             "slice ICC ≥ 0.97 and error within ±0.2 %, segment ICC ≥ 0.91, reversed ICC ≥ 0.93, "
              "Swin Dice ≥ 0.85 and ≥ U-Net", rows)
+    yield "the paper's exclusions (emulated from the phantom's truth) and the automatic map-quality check", \
+        _exclusions(sets, first)
+    yield (f"error by rest–stress through-plane distance (clinical protocol, maps without visible artefacts; "
+           f"the exclusion cut is {OUT_OF_PLANE_MM:.0f} mm)"), _by_through_plane(sets["clinical protocol"], swin)
     yield "registration against the classical SimpleITK baseline (ratios)", ratios
     yield "by T1 sequence (MOLLI vs ShMOLLI: the reference spread differs, see the model card)", by_scheme
     table = os.environ.get("CMR_DT1_TABLE_MODELS", "")
     if table:
         t_rows = []
+        t33 = sets["clinical protocol, paper's exclusions"]
         for entry in table.split(","):
             label, _, model = entry.partition("=")
             if not model_installed(model):
                 continue
-            r = evaluate_pairs(sets["held-out"], "swin", model)
-            rr = evaluate_pairs(sets["held-out"], "swin", model, reverse=True)
+            r = evaluate_pairs(t33, "swin", model)
+            rr = evaluate_pairs(t33, "swin", model, reverse=True)
             t_rows.append({"training": label, "model": model, "slice ICC": r["slice"].get("icc"),
                            "segment ICC": r["segment"].get("icc"), "reversed slice ICC": rr["slice"].get("icc"),
                            "Dice after": r["dice_after"]["mean"]})
-        yield "Table 3.3 (compact Swin models): augmentation × pairing, held-out set", t_rows
+        yield "Table 3.3 (compact Swin models): augmentation × pairing, clinical protocol with the paper's exclusions", \
+            t_rows
     yield "speed (this machine's CPU; issue: < 1.5 s per pair end to end)", _speed(sets["held-out"][1], swin)

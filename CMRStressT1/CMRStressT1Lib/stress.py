@@ -42,7 +42,8 @@ OUTSIDE = -1000.0
 #: The pipeline clips dT1 to ±100 %: the display threshold keeps exactly that range.
 DT1_LIMIT = 100.0
 #: Columns of the table nodes (and the panel's tables).
-SLICE_COLUMNS = ("slice", "dT1 mean (%)", "dT1 sd (%)", "pixels", "through-plane distance (mm)", "mask QC")
+SLICE_COLUMNS = ("slice", "dT1 mean (%)", "dT1 sd (%)", "pixels", "through-plane distance (mm)", "mask QC",
+                 "map quality")
 SEGMENT_COLUMNS = ("segment", "name", "dT1 mean (%)", "dT1 sd (%)", "pixels")
 QC_PASSED, QC_FAILED = "passed", "failed"
 #: Keys of the reader's dict the adapter needs.
@@ -150,11 +151,12 @@ def stress_arguments(rest: Any, stress: Any, rest_mask: Any, folder: str | Path,
 
 # ---- the result --------------------------------------------------------------------------------
 def slice_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per rest slice of result.json (:data:`SLICE_COLUMNS`; slice 1-based, mask QC
-    "passed" / "failed", None where a slice has no value)."""
+    """One row per rest slice of result.json (:data:`SLICE_COLUMNS`; slice 1-based, mask QC and
+    map quality "passed" / "failed", None where a slice has no value)."""
     return [{"slice": int(s["index"]) + 1, "dT1 mean (%)": s["dt1_percent"], "dT1 sd (%)": s["dt1_sd_percent"],
              "pixels": int(s["n_pixels"]), "through-plane distance (mm)": float(s["distance_mm"]),
-             "mask QC": QC_FAILED if s["mask_qc_failed"] else QC_PASSED} for s in summary["slices"]]
+             "mask QC": QC_FAILED if s["mask_qc_failed"] else QC_PASSED,
+             "map quality": QC_FAILED if s.get("map_qc_failed") else QC_PASSED} for s in summary["slices"]]
 
 
 def segment_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -272,8 +274,9 @@ class StressOutputs:
         return [int(k) for k in self.summary.get("mask_qc_failed_slices") or []]
 
     def qc_warning(self) -> str:
-        """The result's notes on the mask's QC ("" when the mask passed): for the status line."""
-        notes = [n for n in self.summary.get("notes", []) if "QC" in n]
+        """The result's notes on the mask's QC and the maps' quality ("" when both passed): for the
+        status line."""
+        notes = [n for n in self.summary.get("notes", []) if "QC" in n or n.startswith("map quality")]
         if not notes and self.mask_qc_failed_slices:
             notes = ["the myocardium mask failed QC on slice(s) "
                      + ", ".join(str(k + 1) for k in self.mask_qc_failed_slices)]

@@ -1,10 +1,12 @@
 """Phantom subjects of the training and the *shifted* evaluation sets, one definition for every network.
 
-:func:`subject` ``(seed, shifted=False)``:
+:func:`subject` ``(seed, shifted=False, clinical=False)``:
 
 * training (``shifted=False``) — 1.5 T, matrix 80–160 and pixel 1.4–4 mm (field of view 220–380 mm);
 * shifted (:func:`shifted_options`) — 3 T, other matrices and SNR, poor LGE nulling and bright
-  blood, hearts 20–30 % smaller or larger than any in training.
+  blood, hearts 20–30 % smaller or larger than any in training;
+* clinical (:func:`clinical_options`) — the clinical T1-mapping protocol of the dT1 paper's test
+  data: the ShMOLLI prototype at 1.5 T (a third at 3 T), reconstructed pixels of 1.6–1.9 mm.
 
 It returns ``(Phantom, rng)``: the rng (seeded from the subject seed) is what callers draw
 their slice choices from, so a seed always gives the same images.
@@ -24,11 +26,23 @@ def shifted_options(seed: int):
                           artefacts={"nulling": float(rng.uniform(0.3, 0.8)), "bright_blood": float(rng.uniform(0.2, 0.7))})
 
 
-def subject(seed: int, shifted: bool = False):
-    """``(Phantom, rng)`` of ``seed`` in the training (1.5 T) or the shifted set."""
+def clinical_options(seed: int):
+    """Phantom options of the clinical T1-mapping protocol (the dT1 paper's test data, thesis
+    ch. 3: Siemens ShMOLLI prototype at 1.5 and 3 T): matrix 192 over a 300–360 mm field of view."""
+    from . import PhantomOptions
+    rng = np.random.default_rng(seed + 29)
+    field = float(rng.choice([1.5, 1.5, 3.0]))
+    return PhantomOptions(field_t=field, la=False, matrix=192, pixel_mm=float(rng.uniform(300.0, 360.0) / 192),
+                          scheme="ShMOLLI")
+
+
+def subject(seed: int, shifted: bool = False, clinical: bool = False):
+    """``(Phantom, rng)`` of ``seed`` in the training (1.5 T), the shifted or the clinical-protocol set."""
     from . import Phantom, PhantomOptions, sample_subject
     rng = np.random.default_rng(seed + 17)
-    if shifted:
+    if clinical:
+        opt = clinical_options(seed)
+    elif shifted:
         opt = shifted_options(seed)
     else:
         matrix = int(rng.choice([80, 96, 112, 128, 144, 160]))

@@ -62,9 +62,11 @@ def myocardium(labels: np.ndarray | None) -> np.ndarray | None:
     return None if labels is None else np.isin(labels, (1, 3))
 
 
-def phantom_pairs(seeds, *, shifted: bool = False, misregistration: tuple[float, float] = (0.3, 1.3),
-                  positions=POSITIONS, prealigned: bool = False, progress=None) -> list[MapPair]:
-    """Rest / stress T1 map pairs of phantom subjects (:func:`cmrlib.phantom.sets.subject`).
+def phantom_pairs(seeds, *, shifted: bool = False, clinical: bool = False,
+                  misregistration: tuple[float, float] = (0.3, 1.3), positions=POSITIONS, prealigned: bool = False,
+                  progress=None) -> list[MapPair]:
+    """Rest / stress T1 map pairs of phantom subjects (:func:`cmrlib.phantom.sets.subject`; the
+    shifted or the clinical-protocol set on request).
 
     Each subject's rest→stress misregistration is drawn anew at a severity in
     ``misregistration`` (in-plane shifts sd 5 mm × severity, rotation sd 6° × severity,
@@ -76,7 +78,7 @@ def phantom_pairs(seeds, *, shifted: bool = False, misregistration: tuple[float,
     seeds = list(seeds)
     out: list[MapPair] = []
     for i, seed in enumerate(seeds):
-        ph, rng = subject(int(seed), shifted)
+        ph, rng = subject(int(seed), shifted, clinical)
         sev = float(rng.uniform(*misregistration))
         mis = dict(ph.s.misregistration)
         mis["rest_stress"] = [float(rng.normal(0, 5.0) * sev), float(rng.normal(0, 5.0) * sev),
@@ -87,13 +89,16 @@ def phantom_pairs(seeds, *, shifted: bool = False, misregistration: tuple[float,
             sp = (float(rest.image.spacing[0]), float(rest.image.spacing[1]))
             out.append(MapPair(
                 rest.image.array[0].astype(np.float32), stress.image.array[0].astype(np.float32), sp,
-                f"{'shifted' if shifted else 'phantom'}-{seed}-{pos}",
+                f"{'clinical' if clinical else 'shifted' if shifted else 'phantom'}-{seed}-{pos}",
                 rest.labels.array[0].astype(np.int16), stress.labels.array[0].astype(np.int16),
                 rest.aha.array[0].astype(np.int16), stress.aha.array[0].astype(np.int16),
                 rest.maps["tissue"].array[0].astype(np.int16), stress.maps["tissue"].array[0].astype(np.int16),
                 {"seed": int(seed), "position": pos, "misregistration": mis["rest_stress"],
                  "heart_rate_bpm": {"rest": rest.truth["heart_rate_bpm"], "stress": stress.truth["heart_rate_bpm"]},
-                 "reactivity_by_aha_segment": dict(ph.s.stress_reactivity), "scheme": rest.truth["scheme"]}))
+                 "reactivity_by_aha_segment": dict(ph.s.stress_reactivity), "scheme": rest.truth["scheme"],
+                 # what a reader inspecting the maps would see (the paper's exclusions)
+                 "artefacts": {k: float(v) for k, v in ph.s.artefacts.items()},
+                 "through_plane_mm": float(mis["rest_stress"][3])}))
             if prealigned:
                 prealign_pair(out[-1])
         if progress is not None:

@@ -11,7 +11,8 @@ the mean per slice and segment is taken inside ``myocardium.nrrd`` (the rest mas
 ``result.json``: ``dt1_slice_percent`` (one value per rest slice, slice order), ``segments``
 (AHA id → mean dT1 %), ``segment_stats`` (mean, sd, median, pixels), ``dice_before`` /
 ``dice_after`` (with masks of both maps), ``slices`` (per slice: dT1 mean and sd, pixels,
-Dice, through-plane distance mm, mask QC), ``method``, ``model`` / ``model_version``,
+Dice, through-plane distance mm, mask QC, map quality: the share of implausible ROI pixels in the
+rest and the registered stress map and ``map_qc_failed``), ``map_qc_failed_slices``, ``method``, ``model`` / ``model_version``,
 ``seconds``, ``notes``.
 """
 from __future__ import annotations
@@ -95,7 +96,7 @@ def write_figure(result, path: Path) -> str:
         over = np.ma.masked_where(~myo[k][box], dt1[k][box])
         im = axes[k, 2].imshow(over, cmap="RdBu_r", vmin=DISPLAY_RANGE[0], vmax=DISPLAY_RANGE[1])
         value = "no myocardium" if s.dt1_percent is None else f"mean {s.dt1_percent:+.1f} %"
-        flag = " (mask failed QC)" if s.mask_qc_failed else ""
+        flag = " (mask failed QC)" if s.mask_qc_failed else " (map quality failed)" if s.map_qc_failed else ""
         axes[k, 2].set_title(f"dT1 {value}{flag}", fontsize=8, color="orange" if flag else "black")
         for ax in axes[k]:
             ax.set_axis_off()
@@ -138,6 +139,13 @@ def write_example(folder: Path) -> None:
     write_result(stress_t1(**pair_images(pair), method="classical"), Path(folder))
 
 
+def _map_quality(s: dict[str, Any]) -> str:
+    shares = [s.get("rest_implausible_percent"), s.get("stress_implausible_percent")]
+    if any(v is None for v in shares):
+        return "–"
+    return f"{'failed' if s.get('map_qc_failed') else 'passed'} (rest {shares[0]:.0f} %, stress {shares[1]:.0f} %)"
+
+
 def report_section(step: dict[str, Any], study_out: Path) -> ReportSection:
     """CMRStressT1's part of ``report.html``: dT1 per slice and segment of each pair, Dice before /
     after, the figures."""
@@ -153,11 +161,14 @@ def report_section(step: dict[str, Any], study_out: Path) -> ReportSection:
                                             f"{r['dice_before']:.2f} → {r['dice_after']:.2f}", "", "before → after"))
         rows = [[str(s["index"] + 1), "–" if s["dt1_percent"] is None else f"{s['dt1_percent']:.2f}",
                  "–" if s["dt1_sd_percent"] is None else f"{s['dt1_sd_percent']:.2f}", str(s["n_pixels"]),
-                 f"{s['distance_mm']:.1f}", "failed" if s["mask_qc_failed"] else "passed"] for s in r.get("slices", [])]
+                 f"{s['distance_mm']:.1f}", "failed" if s["mask_qc_failed"] else "passed", _map_quality(s)]
+                for s in r.get("slices", [])]
         if rows:
-            section.tables.append(Table(f"{name}: dT1 per slice", ["slice", "dT1 mean (%)", "sd (%)", "pixels",
-                                                                   "through-plane distance (mm)", "mask QC"], rows,
-                                        ["fail" if s["mask_qc_failed"] else "pass" for s in r.get("slices", [])]))
+            section.tables.append(Table(f"{name}: dT1 per slice", ["slice", "dT1 (%)", "pixel sd (%)", "pixels",
+                                                                   "through-plane distance (mm)", "mask QC",
+                                                                   "map quality (implausible ROI pixels)"], rows,
+                                        ["fail" if s["mask_qc_failed"] or s.get("map_qc_failed") else "pass"
+                                         for s in r.get("slices", [])]))
         segs = [s for s in r.get("segment_stats", []) if s.get("mean") is not None]
         if segs:
             section.tables.append(Table(f"{name}: dT1 per AHA segment", ["segment", "name", "mean (%)", "sd (%)",

@@ -38,13 +38,18 @@ POSITION_WARN_MM = 1.0
 @dataclass
 class SliceResult:
     index: int  # slice of the rest map (0-based)
-    dt1_percent: float | None  # mean dT1 (%) in the myocardial ROI (roi(): 1 px in from the borders)
-    dt1_sd_percent: float | None
+    dt1_percent: float | None  # dT1 (%) of the myocardial ROI's mean T1 (roi(): 1 px in from the borders)
+    dt1_sd_percent: float | None  # sd of the pixel-wise dT1 (%) in the ROI
     n_pixels: int
     dice_before: float | None = None  # myocardium of rest vs stress
     dice_after: float | None = None  # myocardium of rest vs registered stress
     distance_mm: float = 0.0  # through-plane distance between the two slice positions
     mask_qc_failed: bool = False
+    #: share (%) of ROI pixels more than 30 % off the ROI's median T1 in the rest map / the
+    #: registered stress map (motion, ghosting, a failed registration); map_qc_failed above 12 %
+    rest_implausible_percent: float | None = None
+    stress_implausible_percent: float | None = None
+    map_qc_failed: bool = False
     reason: str = ""  # why no value
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +92,7 @@ class StressResult:
             "dice_before": self._mean("dice_before"), "dice_after": self._mean("dice_after"),
             "slices": [s.to_dict() for s in self.slices], "series": self.series, "notes": self.notes,
             "mask_qc_failed_slices": [s.index for s in self.slices if s.mask_qc_failed],
+            "map_qc_failed_slices": [s.index for s in self.slices if s.map_qc_failed],
         }
 
 
@@ -199,6 +205,43 @@ def roi(labels2d: np.ndarray, inset_px: int = ROI_INSET_PX) -> np.ndarray:
     return inner if inner.sum() >= myo.sum() / 3 else myo
 
 
+def roi_mean_t1(values_ms: np.ndarray) -> float | None:
+    """Mean T1 (ms) of an ROI's pixels, leaving out implausible ones (more than
+    :data:`MAP_OUTLIER_FRACTION` off the ROI's median: partial volume with blood or epicardial
+    fat where the contour and the map disagree by a pixel) — the conservative ROI a reader draws."""
+    if values_ms.size == 0:
+        return None
+    med = float(np.median(values_ms))
+    keep = np.abs(values_ms / med - 1.0) <= MAP_OUTLIER_FRACTION if med > 0 else np.ones(values_ms.shape, bool)
+    return float(np.mean(values_ms[keep])) if keep.any() else None
+
+
+def relative_change_percent(rest_t1: np.ndarray, stress_t1: np.ndarray) -> float | None:
+    """(mean stress − mean rest) / mean rest × 100 % of two ROIs' T1 (ms, :func:`roi_mean_t1`): the
+    ROI measurement of stress T1 reactivity. Averaging the pixel-wise ratio instead would add a
+    bias of about (pixel sd / mean)² — +1 % for a map whose myocardial pixels scatter by 10 %."""
+    ref, st = roi_mean_t1(rest_t1), roi_mean_t1(stress_t1)
+    if ref is None or st is None or ref <= 0:
+        return None
+    return (st - ref) / ref * 100.0
+
+
+#: map quality: a ROI pixel is implausible beyond this fraction off the ROI's median T1, and a
+#: slice fails when more than MAP_QC_MAX_PERCENT of its ROI is implausible — what motion or
+#: ghosting within a breath-hold leaves in a map, or a registration that pulled blood into the
+#: ROI (clean maps stay below about 8 %, noise included)
+MAP_OUTLIER_FRACTION = 0.3
+MAP_QC_MAX_PERCENT = 12.0
+
+
+def implausible_percent(values_ms: np.ndarray) -> float | None:
+    """Share (%) of ``values_ms`` more than :data:`MAP_OUTLIER_FRACTION` off their median."""
+    if values_ms.size == 0:
+        return None
+    med = float(np.median(values_ms))
+    return float(np.mean(np.abs(values_ms / med - 1.0) > MAP_OUTLIER_FRACTION)) * 100.0 if med > 0 else 100.0
+
+
 def _dice(a: np.ndarray, b: np.ndarray) -> float | None:
     from ..metrics import dice
     return dice(a, b) if a.any() or b.any() else None
@@ -292,9 +335,13 @@ def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | Non
         dt1[k] = dt1_percent(rest_arr[k], registered[k])
         myo = roi(rest_lab[k]) & (rest_arr[k] > 50.0)
         vals = dt1[k][myo]
-        sr = SliceResult(k, float(vals.mean()) if vals.size else None,
+        bad_rest, bad_stress = implausible_percent(rest_arr[k][myo]), implausible_percent(registered[k][myo])
+        sr = SliceResult(k, relative_change_percent(rest_arr[k][myo], registered[k][myo]),
                          float(vals.std(ddof=1)) if vals.size > 1 else None, int(vals.size),
                          distance_mm=round(dist[k], 3), mask_qc_failed=k in qc_failed,
+                         rest_implausible_percent=None if bad_rest is None else round(bad_rest, 2),
+                         stress_implausible_percent=None if bad_stress is None else round(bad_stress, 2),
+                         map_qc_failed=bool(vals.size) and max(bad_rest, bad_stress) > MAP_QC_MAX_PERCENT,
                          reason="" if vals.size else "no myocardium in the rest mask on this slice")
         if stress_lab_on_rest:
             s_myo = _myo(stress_lab_on_rest[k])
@@ -302,14 +349,28 @@ def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | Non
             sr.dice_after = _dice(_myo(rest_lab[k]), warp_image(s_myo.astype(np.uint8), dvf, nearest=True) > 0)
         slices.append(sr)
     report(progress, "registering stress to rest", rest_arr.shape[0], rest_arr.shape[0], "done")
+    map_failed = [sr for sr in slices if sr.map_qc_failed]
+    if map_failed:
+        notes.append("map quality: " + "; ".join(
+            f"slice {sr.index + 1} has {max(sr.rest_implausible_percent, sr.stress_implausible_percent):.0f} % of its "
+            f"myocardial ROI more than {MAP_OUTLIER_FRACTION * 100:.0f} % off the median T1 in the "
+            + ("rest map" if sr.rest_implausible_percent >= sr.stress_implausible_percent else "registered stress map")
+            for sr in map_failed)
+            + f" (over {MAP_QC_MAX_PERCENT:.0f} %: motion or ghosting in the breath-hold, or a failed registration): "
+            "check the maps before reading these dT1 values")
     if qc_failed:
         notes.append("the myocardium mask failed QC on slice(s) " + ", ".join(str(k + 1) for k in sorted(qc_failed))
                      + ": their dT1 values are flagged and should be checked")
     seg_rows: list[dict] = []
     if seg_arr is not None and seg_arr.any():
         from ..aha import segment_stats
-        inset = np.stack([roi(lab) for lab in rest_lab])
-        seg_rows = segment_stats(dt1, seg_arr, inset & (rest_arr > 50.0))
+        inset = np.stack([roi(lab) for lab in rest_lab]) & (rest_arr > 50.0)
+        seg_rows = segment_stats(dt1, seg_arr, inset)
+        # the segment's value is the relative change of its mean T1, as the slice's (sd and
+        # median stay those of the pixel-wise dT1)
+        for row in seg_rows:
+            sel = inset & (seg_arr == row["segment"])
+            row["mean"] = relative_change_percent(rest_arr[sel], registered[sel])
     elif not reverse:
         notes.append("no AHA segments: give --segments (e.g. `cmr landmarks` aha_segments.nrrd) for the "
                      "per-segment table and the bull's-eye")
