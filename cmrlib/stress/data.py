@@ -114,17 +114,34 @@ def phantom_pairs(seeds, *, shifted: bool = False, clinical: bool = False,
 PREALIGN_MARGIN_MM = 25.0
 
 
+#: the maps are registered through a median filter of this radius: a T1 fit of lung or of air
+#: with little signal is salt-and-pepper noise (0 … 4095 ms from pixel to pixel, independent in
+#: the two maps), and inside the heart's surroundings that noise outweighs the anatomy in mean
+#: squares. Measured on clinical-protocol pairs kept apart for it (seeds 8800–8839, all 120 pairs):
+#: rigid-stage Dice 0.827 unfiltered, 0.848 with a 3 × 3 median, 0.847 with 5 × 5; the radius in
+#: mm gives 5 × 5 at 1.4–2.0 mm pixels and 3 × 3 at coarser ones
+REGISTRATION_MEDIAN_MM = 3.0
+
+
+def registration_view(t1_map: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """``t1_map`` (ms) as the registration metrics see it: median-filtered over
+    :data:`REGISTRATION_MEDIAN_MM` (the dT1 itself is always read from the unfiltered map)."""
+    size = 2 * max(1, int(round(REGISTRATION_MEDIAN_MM / float(min(spacing))))) + 1
+    return ndimage.median_filter(np.asarray(t1_map, np.float32), size=size)
+
+
 def prealign(fixed: np.ndarray, moving: np.ndarray, fixed_labels: np.ndarray | None,
              spacing: tuple[float, float]) -> np.ndarray:
     """Sampling DVF ``[2, row, col]`` (source pixels) of the rigid (Euler) transform aligning
     ``moving`` to ``fixed``: mean squares of the pair-scaled maps inside the fixed map's heart
     dilated by :data:`PREALIGN_MARGIN_MM` (the whole image without labels), from the best shift
-    within 24 mm."""
+    within 24 mm, on the maps' :func:`registration_view`."""
     from ..registration import register_rigid
     mask = None
     if fixed_labels is not None and np.isin(fixed_labels, (1, 2, 3)).any():
         r = max(1, int(round(PREALIGN_MARGIN_MM / float(min(spacing)))))
         mask = ndimage.binary_dilation(np.isin(fixed_labels, (1, 2, 3)), iterations=r)
+    fixed, moving = registration_view(fixed, spacing), registration_view(moving, spacing)
     scale = pair_scale(fixed)
     return register_rigid(np.clip(fixed / scale, 0, 1.5), np.clip(moving / scale, 0, 1.5), metric="mean_squares",
                           mask=mask, search_px=search_px(spacing))
