@@ -63,6 +63,16 @@ def test_classical_registration_undoes_a_shift():
     assert reg.dt1_slice_percent[0] == pytest.approx(5.0, abs=1.5)
 
 
+def test_registered_stress_map_holds_only_measured_t1_values():
+    # a sub-pixel shift: a blending warp would make T1s between blood (1600 ms) and myocardium
+    rest, stress, rl, sl = ring_maps(shift_rows=2.5, shift_cols=-1.5, reactivity=0.05)
+    r, s = images(rest, stress)
+    res = stress_t1(r, s, rest_mask=rl[None], stress_mask=sl[None], method="classical")
+    values = set(np.unique(np.asarray(res.registered.array)).tolist())
+    assert values <= set(np.unique(stress).tolist()) | {0.0}
+    assert res.slices[0].dice_after > 0.85
+
+
 def test_segments_and_reverse():
     from cmrlib.aha import aha_segments
     rest, stress, rl, sl = ring_maps(reactivity=0.04)
