@@ -336,7 +336,8 @@ def stress_t1(rest: Image, stress: Image, *, rest_mask: Image | np.ndarray | Non
         # blood pixel (~1800 ms) with a myocardial one (~1200 ms) is a T1 no tissue has, and at
         # the ROI borders it biased slice dT1 upwards. Measured on clinical-protocol pairs kept
         # apart for it (seeds 8800–8839, the paper's exclusions, 36 pairs): slice dT1 error Swin
-        # +0.31 ± 0.59 % bilinear → +0.02 ± 0.37 % nearest, and on fresh seeds 9700–9759 (75 pairs) +0.10 ± 0.62 %, classical +0.17 ± 0.68 → −0.06 ± 0.41 %
+        # +0.31 ± 0.59 % bilinear → +0.02 ± 0.37 % nearest, classical +0.17 ± 0.68 → −0.06 ± 0.41 %;
+        # then once on fresh seeds 9700–9759 (75 pairs): Swin +0.10 ± 0.62 %
         registered[k] = warp_image(mov, dvf, nearest=True)
         dt1[k] = dt1_percent(rest_arr[k], registered[k])
         myo = roi(rest_lab[k]) & (rest_arr[k] > 50.0)
