@@ -150,3 +150,50 @@ def test_output_beside_input_files_is_fine_inside_a_dicom_input_is_not(pair_file
     assert main(["stress", "--rest", str(dicom), "--stress", str(d / "stress.nrrd"), "--mask",
                  str(d / "rest_labels.nrrd"), "--out", str(dicom / "out"), "--quiet"]) != 0
     assert "inside the input folder" in capsys.readouterr().err and not (dicom / "out").exists()
+
+
+def _pairs_table(d: Path, rows: list[str]) -> Path:
+    table = d.parent / f"{d.name}-pairs-{len(rows)}-{abs(hash(tuple(rows))) % 10**6}.csv"
+    table.write_text("name,rest,stress,mask,stress_mask\n" + "".join(r + "\n" for r in rows))
+    return table
+
+
+def test_pairs_table_runs_a_cohort_in_one_process_and_reports_a_failed_pair(pair_files, tmp_path, capsys):
+    d, out = pair_files, tmp_path / "cohort"
+    good = f"{d.name}/rest.nrrd,{d.name}/stress.nrrd,{d.name}/rest_labels.nrrd,{d.name}/stress_labels.nrrd"
+    table = _pairs_table(d, [f"p01,{good}", f"p02-mag,{d.name}/magnitude.nrrd,{d.name}/stress.nrrd,"
+                                            f"{d.name}/rest_labels.nrrd,", f"p03,{good}"])
+    assert main(["stress", "--pairs", str(table), "--method", "classical", "--out", str(out), "--quiet"]) == 1
+    import csv
+    with open(out / "pairs.csv", newline="") as fh:
+        rows = {r["name"]: r for r in csv.DictReader(fh)}
+    assert [rows[n]["status"] for n in ("p01", "p02-mag", "p03")] == ["done", "failed", "done"]
+    assert "does not look like a T1 map" in rows["p02-mag"]["message"]
+    assert not (out / "p02-mag").exists()  # a failed pair leaves nothing that looks like a result
+    # the same pair run on its own gives the same numbers
+    single = tmp_path / "single"
+    assert main(["stress", "--rest", str(d / "rest.nrrd"), "--stress", str(d / "stress.nrrd"), "--mask",
+                 str(d / "rest_labels.nrrd"), "--stress-mask", str(d / "stress_labels.nrrd"), "--method",
+                 "classical", "--out", str(single), "--quiet"]) == 0
+    want = json.loads((single / "result.json").read_text())
+    for name in ("p01", "p03"):
+        got = json.loads((out / name / "result.json").read_text())
+        assert got["dt1_slice_percent"] == pytest.approx(want["dt1_slice_percent"], abs=1e-6)
+        assert float(rows[name]["dt1_slice_percent"]) == pytest.approx(want["dt1_slice_percent"][0], abs=1e-3)
+        assert float(rows[name]["dice_after"]) > float(rows[name]["dice_before"])
+    assert "2 of 3 pairs done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("row, message", [
+    ("p01,{n}/rest.nrrd,{n}/nothing.nrrd,{n}/rest_labels.nrrd,", "nothing.nrrd does not exist"),
+    ("p01,{n}/rest.nrrd,{n}/stress.nrrd,,", "empty mask"),
+    ("../up,{n}/rest.nrrd,{n}/stress.nrrd,{n}/rest_labels.nrrd,", "must be letters"),
+])
+def test_a_bad_pairs_table_is_refused_before_any_work(pair_files, tmp_path, capsys, row, message):
+    d, out = pair_files, tmp_path / "cohort"
+    good = f"p00,{d.name}/rest.nrrd,{d.name}/stress.nrrd,{d.name}/rest_labels.nrrd,"
+    table = _pairs_table(d, [good, row.format(n=d.name)])
+    assert main(["stress", "--pairs", str(table), "--method", "none", "--out", str(out), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
