@@ -45,6 +45,10 @@ def _row(set_name: str, method: str, a: dict) -> dict:
                                       f"{_pct(a['success_apical'])}", "mean slice Dice": r("mean_slice_dice")}
 
 
+def _r(v, n=2):
+    return None if v is None or v != v else round(v, n)
+
+
 def _command_seconds(stack) -> float | None:
     """`cmr scar` on NRRD files of one stack, start-up included (fusion when installed)."""
     from cmrlib.io import write_image
@@ -80,6 +84,17 @@ def run():
           for set_name, res in results.items() for m, r in res["methods"].items() if m in ("fusion", "lge-only")]
     yield ("Without the stacks the result flags for review (fusion and LGE-only disagree, implausible volume; "
            "no truth used) — as the paper left out its 4 failed patients"), qc
+    by_type = []
+    for set_name, res in results.items():
+        for m in ("fusion", "lge-only", "nsd5"):
+            for kind, a in res["methods"].get(m, {}).get("qc_passed_by_scar", {}).items():
+                mae = a.get("scar_mae")
+                by_type.append({"set": set_name, "method": m, "scar": kind, "stacks": a["stacks"],
+                                "truth %scar mean ± sd": a.get("truth_scar_mean_sd"),
+                                "%scar slope": None if kind == "none" else _r(a.get("scar_slope")),
+                                "%scar r": None if kind == "none" else _r(a.get("scar_r")),
+                                "%scar mean abs error": _r(mae), "segmented %": _pct(a["success_rate"])})
+    yield "By scar type (without the flagged stacks; no-scar stacks have no slope)", by_type
     ratios = []
     for set_name, res in results.items():
         got = res["methods"]

@@ -73,8 +73,17 @@ def agreement(records: list[dict], key: str = "success_only", qc_passed_only: bo
         out.update(scar_slope=reg_p.slope, scar_r=reg_p.r, volume_slope=reg_v.slope, volume_r=reg_v.r,
                    scar_bias=ba_p.bias, scar_loa=(ba_p.lower, ba_p.upper), volume_bias=ba_v.bias,
                    volume_loa=(ba_v.lower, ba_v.upper), detection_accuracy=det.accuracy,
-                   detection_specificity=det.specificity, detection_sensitivity=det.sensitivity)
+                   detection_specificity=det.specificity, detection_sensitivity=det.sensitivity,
+                   scar_mae=float(np.mean(np.abs(pp - tp))), truth_scar_mean_sd=f"{tp.mean():.2f} ± {tp.std():.2f}")
     return out
+
+
+def by_scar_type(records: list[dict]) -> dict[str, dict]:
+    """:func:`agreement` (successful slices, stacks not flagged for review) per scar type of the
+    truth: ischaemic, non-ischaemic and no-scar stacks err in different ways, and a pooled r
+    hides which."""
+    kinds = sorted({r["scar"] for r in records})
+    return {k: agreement([r for r in records if r["scar"] == k], "success_only", qc_passed_only=True) for k in kinds}
 
 
 def evaluate_stacks(stacks: list[ScarStack], methods=METHODS, networks: dict | None = None, device=None,
@@ -115,6 +124,7 @@ def evaluate_stacks(stacks: list[ScarStack], methods=METHODS, networks: dict | N
     report(progress, "scar evaluation", len(stacks), len(stacks), "done")
     return {"methods": {m: {"success_only": agreement(r, "success_only"), "all_slices": agreement(r, "all"),
                             "qc_passed": agreement(r, "success_only", qc_passed_only=True),
+                            "qc_passed_by_scar": by_scar_type(r),
                             "flagged_for_review": int(sum(bool(x.get("review")) for x in r))}
                         for m, r in per.items() if r},
             "timing": {k: float(np.median(v)) for k, v in timing.items()}, "stacks": len(stacks)}
