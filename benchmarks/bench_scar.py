@@ -91,8 +91,8 @@ def run():
                 mae = a.get("scar_mae")
                 by_type.append({"set": set_name, "method": m, "scar": kind, "stacks": a["stacks"],
                                 "truth %scar mean ± sd": a.get("truth_scar_mean_sd"),
-                                "%scar slope": None if kind == "none" else _r(a.get("scar_slope")),
-                                "%scar r": None if kind == "none" else _r(a.get("scar_r")),
+                                "%scar slope": "–" if kind == "none" else _r(a.get("scar_slope")),
+                                "%scar r": "–" if kind == "none" else _r(a.get("scar_r")),
                                 "%scar mean abs error": _r(mae), "segmented %": _pct(a["success_rate"])})
     yield "By scar type (without the flagged stacks; no-scar stacks have no slope)", by_type
     ratios = []
