@@ -277,3 +277,32 @@ def test_an_image_that_is_no_heart_gives_no_confident_scar():
     res = quantify_scar(noise, None)
     d = res.to_dict()
     assert d["percent_scar"] is None or any(n.startswith("review") or "no LV myocardium" in n for n in d["notes"])
+
+
+def test_intensity_gate_keeps_enhanced_scar_and_returns_dim_scar_to_myocardium():
+    from cmrlib.scar.classical import NO_GATE, gate_scar
+    rng = np.random.default_rng(0)
+    lge = rng.normal(100.0, 5.0, (1, 40, 40))
+    yy, xx = np.mgrid[:40, :40]
+    r = np.hypot(yy - 20, xx - 20)
+    myo = (r >= 8) & (r <= 12)
+    lab = np.where(myo, OUT_MYOCARDIUM, 0)[None].astype(np.uint8)
+    bright = myo & (xx > 27)  # enhanced: scar the network found correctly
+    dim = myo & (xx < 13)  # not enhanced: scar the network read into texture
+    lge[0][bright] += 200.0
+    lab[0][bright | dim] = OUT_SCAR
+    gated = gate_scar(lab, lge, 2.0, None, [(20.0, 20.0)], OUT_SCAR, OUT_MYOCARDIUM)
+    assert (gated[0][bright] == OUT_SCAR).all()
+    assert (gated[0][dim] == OUT_SCAR).mean() < 0.1  # only noise above mean + 2 sd of remote stays
+    assert ((gated > 0) == (lab > 0)).all()  # the myocardium is never changed
+    assert (gate_scar(lab, lge, NO_GATE) == lab).all()
+
+
+def test_the_model_gate_is_applied_and_reported(ischaemic):
+    from cmrlib.scar.classical import NO_GATE
+    plain = quantify_scar(ischaemic.lge, ischaemic.cine, method="fusion", compare=False, scar_gate_sd=NO_GATE)
+    strict = quantify_scar(ischaemic.lge, ischaemic.cine, method="fusion", compare=False, scar_gate_sd=50.0)
+    assert plain.to_dict()["scar_gate_sd"] == {"fusion": None}
+    assert strict.to_dict()["scar_gate_sd"] == {"fusion": 50.0}
+    assert plain.primary.percent_scar > 1.0 and strict.primary.percent_scar < 0.5 * plain.primary.percent_scar
+    assert strict.primary.myocardial_volume_ml == pytest.approx(plain.primary.myocardial_volume_ml)

@@ -105,6 +105,10 @@ def test_train_on_user_stacks_then_quantify_with_the_weights(tmp_path, stack, mo
     assert e["calibration"]["postprocess_dilate_px"] in (0, 1, 2)
     assert set(e["calibration"]["validation_volume_ratio_by_dilate_px"]) == {"0", "1", "2"}
     assert e["calibration"]["scar_logit_offset"] in [float(x) for x in e["calibration"]["validation_scar_slope_by_offset"]]
+    errs = e["calibration"]["validation_scar_abs_error_by_gate_sd"]
+    if errs:  # the gate with the smallest validation error is the one kept (None: no gate)
+        gate = e["calibration"]["scar_gate_sd"]
+        assert errs["none" if gate is None else f"{gate:g}"] == min(errs.values()) and "none" in errs
     # refit the decisions of the installed model: same weights, the command appended, nothing else changed
     monkeypatch.setenv("CMR_MODELS_DIR", str(out))
     out2 = tmp_path / "models2"

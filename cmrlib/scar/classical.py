@@ -76,6 +76,26 @@ def nsd_scar(lge: np.ndarray, myocardium: np.ndarray, n_sd: float, remote: np.nd
     return scar, thresholds
 
 
+#: the intensity gate's "off" value: a threshold at −∞ keeps every scar pixel
+NO_GATE = float("-inf")
+
+
+def gate_scar(labels: np.ndarray, lge: np.ndarray, n_sd: float, remote: np.ndarray | None = None,
+              centres_px: list | None = None, scar_label: int = 2, myocardium_label: int = 1) -> np.ndarray:
+    """A network's scar kept only where the LGE is brighter than remote myocardium's mean +
+    ``n_sd`` sd (remote: the user's region, else each slice's darkest sector of the labelled
+    myocardium, as :func:`nsd_scar`); scar pixels at or below it become normal myocardium. The
+    reference reader's rule (seed 003: a grey-scale threshold over the visibly hyper-enhanced
+    areas) applied to the network's candidate: it removes scar the network reads into
+    non-enhanced texture (artefacts, noise). ``n_sd`` = :data:`NO_GATE` returns the labels as they are."""
+    out = np.array(labels, copy=True)
+    if n_sd == NO_GATE:
+        return out
+    bright, _ = nsd_scar(lge, out > 0, n_sd, remote, centres_px)
+    out[(out == scar_label) & ~bright] = myocardium_label
+    return out
+
+
 def fwhm_scar(lge: np.ndarray, myocardium: np.ndarray) -> tuple[np.ndarray, float | None]:
     """Scar mask by half the stack's maximum myocardial signal (after a 3×3 median), and that threshold."""
     lge = np.asarray(lge, float)

@@ -30,7 +30,7 @@ from ..errors import InputError
 from ..image import Image
 from ..progress import ProgressCallback, report
 from . import infer
-from .classical import CLASSICAL_METHODS, classical_scar
+from .classical import CLASSICAL_METHODS, NO_GATE, classical_scar, gate_scar
 from .matching import (Matching, SliceMatch, centre_from_mask, cine_frame, cine_motion_map, detect_lv_centre,
                        lps_to_px, match_series, px_to_lps, regularise_centres)
 
@@ -110,6 +110,7 @@ class ScarResult:
     notes: list[str] = field(default_factory=list)
     dilate_px: dict[str, int] = field(default_factory=dict)  # network method → post-processing dilation used
     scar_logit_offset: dict[str, float] = field(default_factory=dict)  # network method → its decision's offset
+    scar_gate_sd: dict[str, float | None] = field(default_factory=dict)  # network method → intensity gate (sd)
 
     @property
     def primary(self) -> MethodSummary:
@@ -131,6 +132,7 @@ class ScarResult:
             "model": {"name": self.model, "version": self.model_version, "notice": self.model_notice},
             "seconds": round(self.seconds, 3), "timing": {k: round(v, 5) for k, v in self.timing.items()},
             "postprocess_dilate_px": dict(self.dilate_px), "scar_logit_offset": dict(self.scar_logit_offset),
+            "scar_gate_sd": dict(self.scar_gate_sd),
             "slices": [s.to_dict() for s in self.slices], "methods": [m.to_dict() for m in self.methods],
             "segments": self.segments, "matching": self.matching.to_dict() if self.matching else None,
             "notes": list(self.notes),
@@ -338,12 +340,15 @@ def _centres(lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matc
 def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | None, matching: Matching | None,
                  lge_c, cine_c, device, timing: dict, network=None,
                  model_name: str | None = None, dilate_px: int | None = None,
-                 scar_offset: float | None = None) -> tuple[np.ndarray, list[str], Any, np.ndarray | None]:
+                 scar_offset: float | None = None, scar_gate_sd: float | None = None,
+                 remote: np.ndarray | None = None) -> tuple[np.ndarray, list[str], Any, np.ndarray | None]:
     """Labels 0/1/2 on the LGE grid, per-slice reasons for slices not segmented, the model entry,
     and the aligned cine on the LGE grid (fusion). ``network``: a model in hand (training's
     validation) instead of the installed one. ``dilate_px``: the post-processing's final
     dilation; None: the model's calibrated one (manifest ``calibration``), else the card's.
-    ``scar_offset``: the scar-logit offset of the decision; None: the model's calibrated one, else 0."""
+    ``scar_offset``: the scar-logit offset of the decision; None: the model's calibrated one, else 0.
+    ``scar_gate_sd``: the intensity gate (:func:`cmrlib.scar.classical.gate_scar`, sd above remote);
+    None: the model's calibrated one, else none; :data:`cmrlib.scar.classical.NO_GATE`: none."""
     from ..models.zoo import load_installed
     model, entry = ((network, None) if network is not None
                     else load_installed(model_name or MODEL_NAMES[method], device, TRAINER))
@@ -355,6 +360,10 @@ def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | Non
         scar_offset = float(((entry.calibration if entry else None) or {}).get("scar_logit_offset", 0.0))
     timing[f"{method}_dilate_px"] = float(dilate_px)  # popped into ScarResult.dilate_px
     timing[f"{method}_scar_logit_offset"] = float(scar_offset)  # popped into ScarResult.scar_logit_offset
+    if scar_gate_sd is None:
+        gate = ((entry.calibration if entry else None) or {}).get("scar_gate_sd")
+        scar_gate_sd = NO_GATE if gate is None else float(gate)
+    timing[f"{method}_scar_gate_sd"] = float(scar_gate_sd)  # popped into ScarResult.scar_gate_sd
     n, shape = lge_arr.shape[0], lge_arr.shape[1:]
     labels = np.zeros(lge_arr.shape, np.uint8)
     reasons = [""] * n
@@ -382,6 +391,7 @@ def _run_network(method: str, lge: Image, lge_arr: np.ndarray, cine: Image | Non
     t1 = time.perf_counter()
     for cls, pm, k in zip(classes, maps, ks):
         labels[k] = infer.labels_to_lge(infer.postprocess(cls, cfg.pixel_mm, dilate_px), pm, shape)
+    labels = gate_scar(labels, lge_arr, scar_gate_sd, remote, list(lge_c), infer.OUT_SCAR, infer.OUT_MYOCARDIUM)
     t2 = time.perf_counter()
     if ks:
         timing[f"{method}_inference_s_per_slice"] = (t1 - t0) / len(ks)
@@ -395,7 +405,7 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
                   remote: np.ndarray | None = None, force: bool = False, compare: bool = True,
                   device=None, progress: ProgressCallback | None = None, networks: dict | None = None,
                   model_name: str | None = None, dilate_px: int | None = None,
-                  scar_offset: float | None = None) -> ScarResult:
+                  scar_offset: float | None = None, scar_gate_sd: float | None = None) -> ScarResult:
     """%scar, volumes and labels of one LGE stack (see the module docstring).
 
     ``mask``: label map on the LGE grid (1 myocardium, 3 scar counted as myocardium; Image meta
@@ -407,7 +417,9 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     fusion or LGE-only), e.g. one trained on a site's own data. ``dilate_px``: the final
     myocardial dilation of the post-processing (pixels of the network grid); default the model's
     calibrated value (the card: 1). ``scar_offset``: the scar-logit offset of the networks'
-    decision; default the model's calibrated value (0 without one).
+    decision; default the model's calibrated value (0 without one). ``scar_gate_sd``: the networks'
+    intensity gate, scar kept only above remote + this many sd; default the model's calibrated
+    value (no gate without one; :data:`cmrlib.scar.classical.NO_GATE`: none).
     """
     t_start = time.perf_counter()
     notes: list[str] = []
@@ -450,7 +462,7 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     for m in [r for r in runnable if r in NETWORK_METHODS]:
         lab, reasons, e, al = _run_network(m, lge, lge_arr, cine, matching, lge_c, cine_c, device, timing,
                                            networks.get(m), model_name if m == chosen else None, dilate_px,
-                                           scar_offset)
+                                           scar_offset, scar_gate_sd, remote)
         net_labels[m] = (lab, reasons)
         if m == chosen:
             entry = e
@@ -527,9 +539,13 @@ def quantify_scar(lge: Image, cine: Image | None = None, *, method: str | None =
     dilation = {k[: -len("_dilate_px")]: int(timing.pop(k)) for k in list(timing) if k.endswith("_dilate_px")}
     offsets = {k[: -len("_scar_logit_offset")]: float(timing.pop(k)) for k in list(timing)
                if k.endswith("_scar_logit_offset")}
+    gates = {k[: -len("_scar_gate_sd")]: (None if timing[k] == NO_GATE else float(timing[k])) for k in list(timing)
+             if k.endswith("_scar_gate_sd")}
+    for k in [k for k in timing if k.endswith("_scar_gate_sd")]:
+        timing.pop(k)
     result = ScarResult(chosen, lge, labels_img, slices, summaries, seg_list, seg_img, matching, aligned,
                         entry.name if entry else None, entry.version if entry else None,
-                        entry.notice if entry else None, 0.0, timing, notes, dilation, offsets)
+                        entry.notice if entry else None, 0.0, timing, notes, dilation, offsets, gates)
     if not result.complete:
         missing = [s.index + 1 for s in slices if s.status == "not segmented"]
         notes.append(f"partial: slice(s) {', '.join(map(str, missing))} not quantified — %scar and volumes cover "
