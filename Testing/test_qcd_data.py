@@ -10,8 +10,8 @@ from cmrlib.augment import CORRUPTIONS, corrupt
 from cmrlib.errors import InputError
 from cmrlib.image import Image
 from cmrlib.io import write_image
-from cmrlib.qcd.data import (CONTRASTS, Slice2D, contract_labels, network_input, normalise01, phantom_slices,
-                             training_sample, user_slices)
+from cmrlib.qcd.data import (CONTRASTS, CROP_SHIFT_MM, Slice2D, contract_labels, heart_centre_px, network_input,
+                             normalise01, phantom_slices, training_sample, user_slices)
 
 
 def test_contract_labels_merge_scar_into_myocardium():
@@ -52,6 +52,38 @@ def test_training_sample_labels_follow_the_image_through_every_augmentation():
     # unaugmented: the brightest pixels are the blood pool label exactly (up to interpolation at edges)
     inside = y0 == 2
     assert inside.any() and np.median(x0[inside]) > np.median(x0[y0 == 0])
+
+
+def test_heart_centred_crops_hold_the_heart_near_their_centre_wherever_it_lies_in_the_image():
+    # a heart in a corner of a 300 mm image: the crop pass's training samples are centred on it
+    # (within the shift the overview pass may miss it by); the image-centred grid is not
+    lab = np.zeros((150, 150), np.uint8)
+    rr, cc = np.mgrid[0:150, 0:150]
+    d = np.hypot(rr - 30, cc - 115)
+    lab[d < 16] = 1
+    lab[d < 11] = 2
+    sl = Slice2D(lab.astype(np.float32) + 0.5, lab, (2.0, 2.0), "lge_psir")
+    assert heart_centre_px(lab) == pytest.approx((115.0, 30.0), abs=0.5)
+    assert heart_centre_px(np.zeros((4, 4))) is None
+    rng = np.random.default_rng(0)
+    size, px = 48, 1.5
+    worst = 0.0
+    for _ in range(20):
+        _, y = training_sample(sl, size, px, rng, random_contrast=0.0, corrupt_p=0.0, heart_centred=True)
+        v, u = np.nonzero(y > 0)
+        assert len(v), "the heart is inside every crop"
+        worst = max(worst, float(np.hypot(u.mean() - (size - 1) / 2, v.mean() - (size - 1) / 2)) * px)
+    assert worst <= np.sqrt(2) * CROP_SHIFT_MM * 1.25 + 2.0  # the shift, scaled by up to e^0.2
+    _, y_plain = training_sample(sl, size, px, None, augment=False)
+    assert not (y_plain > 0).any(), "centred on the image, the 72 mm grid misses the corner heart"
+    _, y_exact = training_sample(sl, size, px, None, augment=False, heart_centred=True)
+    v, u = np.nonzero(y_exact > 0)
+    assert np.hypot(u.mean() - 23.5, v.mean() - 23.5) < 1.0
+    # no heart: a random centre, still a valid all-background sample
+    empty = Slice2D(np.random.default_rng(1).random((80, 80)).astype(np.float32), np.zeros((80, 80), np.uint8),
+                    (2.0, 2.0), "non_cardiac")
+    x, y = training_sample(empty, size, px, rng, heart_centred=True)
+    assert x.shape == (size, size) and not y.any()
 
 
 def test_normalise01_and_constant_images():

@@ -16,7 +16,8 @@ the networks learn to return nothing there and the QC reports "no myocardium".
 Appearance (:func:`training_sample`): every sample is domain-randomised with
 :mod:`cmrlib.augment` (random intensity curve, bias field, resolution, noise, per-tissue
 random contrast for 15 %, rotation over the full circle for half the samples, mirror,
-scale ±20 %, shift ±38 mm on the 256 mm grid) and a share is corrupted
+scale ±20 %, shift ±38 mm on the 256 mm grid; two-pass models: a share of overview samples so
+centred, the rest heart-centred crops shifted up to 12 mm) and a share is corrupted
 (:func:`cmrlib.augment.corrupt`, severity up to 0.6). Validation / evaluation sets carry a
 fixed 35 % of corrupted images at severity 0.3–1 so that some segmentations are poor: the
 regressors of the QC learn from those.
@@ -230,14 +231,35 @@ def network_input(image2d: np.ndarray, pm: PlaneMap) -> np.ndarray:
     return normalise01(pm.sample(np.nan_to_num(np.asarray(image2d, np.float32))), inside)
 
 
-def training_sample(sl: Slice2D, size: int, pixel_mm: float, rng: np.random.Generator, *, augment: bool = True,
-                    random_contrast: float = 0.15, corrupt_p: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """(network input ``[size, size]`` 0–1, labels ``[size, size]`` int64) of one slice."""
-    base = centred_map(sl.image.shape, sl.spacing, size, pixel_mm)
+def heart_centre_px(labels: np.ndarray) -> tuple[float, float] | None:
+    """(col, row) centroid of the labelled heart (myocardium + blood pool); None without one."""
+    rows, cols = np.nonzero(np.asarray(labels) > 0)
+    return (float(cols.mean()), float(rows.mean())) if len(rows) else None
+
+
+#: heart-centred crops (two-pass models): the crop centre is the true heart centroid moved by up
+#: to this much (mm), more than the overview pass misses it by on an image it can read
+CROP_SHIFT_MM = 12.0
+
+
+def training_sample(sl: Slice2D, size: int, pixel_mm: float, rng: np.random.Generator | None, *, augment: bool = True,
+                    random_contrast: float = 0.15, corrupt_p: float = 0.25,
+                    heart_centred: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(network input ``[size, size]`` 0–1, labels ``[size, size]`` int64) of one slice.
+
+    ``heart_centred``: the grid is centred on the true heart (the crop pass of a two-pass model;
+    :func:`cmrlib.qcd.infer.network_maps` centres it on the overview's heart at inference), moved
+    by up to :data:`CROP_SHIFT_MM` when augmented; an image without a heart gets a random centre."""
+    centre = heart_centre_px(sl.labels) if heart_centred else None
+    if heart_centred and centre is None and augment:
+        rows, cols = sl.image.shape
+        centre = (float(rng.uniform(0.2, 0.8) * cols), float(rng.uniform(0.2, 0.8) * rows))
+    base = centred_map(sl.image.shape, sl.spacing, size, pixel_mm, centre_px=centre)
     if not augment:
         return network_input(sl.image, base), base.sample(sl.labels.astype(np.float32), order=0).astype(np.int64)
     rotate = 30.0 if rng.random() < 0.5 else 180.0
-    pm = jitter_map(base, rng, rotate, 0.2, 0.15 * size * pixel_mm, rng.random() < 0.5)
+    shift_mm = CROP_SHIFT_MM if heart_centred else 0.15 * size * pixel_mm
+    pm = jitter_map(base, rng, rotate, 0.2, shift_mm, rng.random() < 0.5)
     if sl.tissue is not None and rng.random() < random_contrast:
         img = random_contrast_image(sl.tissue, rng)
     else:

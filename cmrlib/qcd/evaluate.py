@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from ..metrics import binary_stats, dice
-from ..planes import centred_map
 from ..progress import ProgressCallback, report
 from .data import EVAL_CORRUPT_FRACTION, SHIFTED_SEED_BASE, TEST_SEED_BASE, Slice2D, phantom_slices, user_slices
 from .framework import DEFAULT_THRESHOLD, MYOCARDIUM
@@ -44,7 +43,7 @@ def score(model, regressors, items: list[Slice2D], threshold: float = DEFAULT_TH
                "predicted": seg.decision.predicted_dice, "qc_pass": seg.decision.qc_pass,
                "candidate": seg.decision.candidate, "has_truth": bool(truth.any())}
         if truth.any():
-            pm = centred_map(sl.image.shape, sl.spacing, model.config.size, model.config.pixel_mm)
+            pm = seg.plane_map
             rec["dice"] = dice(seg.labels == MYOCARDIUM, truth)
             rec["dice_deepest"] = dice(labels_to_source(seg.candidates_net[deepest], pm, sl.image.shape) == MYOCARDIUM, truth)
         out.append(rec)

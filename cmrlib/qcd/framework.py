@@ -28,7 +28,7 @@ import numpy as np
 
 MYOCARDIUM, BLOOD_POOL = 1, 2
 DEFAULT_THRESHOLD = 0.7
-#: below this many myocardium pixels on the network grid (2 mm pixels: 40 mm²) the answer is "none"
+#: below this many myocardium pixels on the network grid (1.5 mm pixels: 22.5 mm²) the answer is "none"
 MIN_MYOCARDIUM_PX = 10
 #: a second separate myocardium region holding more than this share of it: two heart-like
 #: structures (ghosting, wrap-around) — the LV myocardium of a short-axis slice is one ring or arc

@@ -1,7 +1,9 @@
 """QCD inference on 2-D images: ensemble → candidates → predicted Dice → selected label map.
 
 Each ``[row, col]`` image is resampled onto the network grid (:class:`QCDConfig` ``size`` ×
-``pixel_mm``, centred, zero outside; :func:`cmrlib.planes.centred_map`) and normalised 0–1;
+``pixel_mm``, zero outside; :func:`cmrlib.planes.centred_map`) and normalised 0–1. The grid is
+centred on the image, or — two-pass models (:func:`network_maps`) — on the heart that the
+deepest U-Net finds on an overview grid of the whole image;
 the ``M`` U-Nets give class maps, :mod:`cmrlib.qcd.framework` builds the ``2M`` candidates,
 their Dice matrix and predicted Dice and picks one; the chosen candidate goes back onto the
 source grid through the exact inverse map (per-class indicator, linear, arg-max).
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..planes import centred_map, labels_back
+from ..planes import PlaneMap, centred_map, labels_back
 from .data import network_input
 from .framework import DEFAULT_THRESHOLD, QCDecision, Regressors, candidates, decide
 
@@ -25,6 +27,7 @@ class SliceSegmentation:
     labels: np.ndarray
     decision: QCDecision
     candidates_net: np.ndarray  # [2M, size, size] on the network grid (for evaluation)
+    plane_map: PlaneMap | None = None  # the network grid the candidates lie on
 
 
 def regressors_of(entry) -> Regressors:
@@ -48,19 +51,65 @@ def class_maps(model, inputs: np.ndarray, device=None, batch: int = 16) -> np.nd
     return np.concatenate(out) if out else np.zeros((0, len(model.nets)) + inputs.shape[1:], np.uint8)
 
 
+#: overview pixels of heart (myocardium + blood pool) below which no heart was found: the crop
+#: stays on the image centre and the ensemble's disagreement decides
+MIN_HEART_PX = 20
+
+
+def _largest_region_centre(heart: np.ndarray) -> tuple[float, float] | None:
+    """(u, v) centroid of the largest connected heart region of a network-grid mask; None if
+    it holds fewer than :data:`MIN_HEART_PX` pixels."""
+    from scipy import ndimage
+    lab, n = ndimage.label(heart)
+    if n == 0:
+        return None
+    sizes = np.bincount(lab.ravel())[1:]
+    k = int(np.argmax(sizes)) + 1
+    if sizes[k - 1] < MIN_HEART_PX:
+        return None
+    v, u = np.nonzero(lab == k)
+    return float(u.mean()), float(v.mean())
+
+
+def network_maps(model, images: list[np.ndarray], spacing: tuple[float, float], device=None) -> list[PlaneMap]:
+    """The network grid of each image: centred on the image (one-pass models), or centred on the
+    heart that the deepest U-Net finds on the overview grid (two-pass models)."""
+    cfg = model.config
+    if not cfg.two_pass:
+        return [centred_map(im.shape, spacing, cfg.size, cfg.pixel_mm) for im in images]
+    overview = [centred_map(im.shape, spacing, cfg.overview_size, cfg.overview_pixel_mm) for im in images]
+    if not images:
+        return []
+    x = np.stack([network_input(im, pm) for im, pm in zip(images, overview)])
+    dev = device if device is not None else next(model.parameters()).device
+    deepest = model.nets[-1]
+    heart = []
+    with torch.no_grad():
+        for i in range(0, len(x), 16):
+            t = torch.from_numpy(np.ascontiguousarray(x[i:i + 16])[:, None]).to(dev)
+            heart.append((deepest(t).argmax(1) > 0).cpu().numpy())
+    heart = np.concatenate(heart)
+    maps = []
+    for im, pm, h in zip(images, overview, heart):
+        uv = _largest_region_centre(h)
+        centre = None if uv is None else tuple(float(c) for c in pm.to_source_px(np.array(uv)))
+        maps.append(centred_map(im.shape, spacing, cfg.size, cfg.pixel_mm, centre_px=centre))
+    return maps
+
+
 def segment(model, regressors: Regressors, images: list[np.ndarray], spacing: tuple[float, float], *,
             threshold: float = DEFAULT_THRESHOLD, device=None) -> list[SliceSegmentation]:
     """QCD on each ``[row, col]`` image of one grid (``spacing`` = (Δcol, Δrow) mm)."""
     cfg = model.config
     model.eval()
-    maps = [centred_map(im.shape, spacing, cfg.size, cfg.pixel_mm) for im in images]
+    maps = network_maps(model, images, spacing, device)
     inputs = np.stack([network_input(im, pm) for im, pm in zip(images, maps)]) if images else np.zeros((0, cfg.size, cfg.size), np.float32)
     per_net = class_maps(model, inputs, device)
     out = []
     for im, pm, cm in zip(images, maps, per_net):
         cands = candidates(cm)
         d = decide(cands, regressors, threshold)
-        out.append(SliceSegmentation(labels_to_source(cands[d.candidate], pm, im.shape), d, cands))
+        out.append(SliceSegmentation(labels_to_source(cands[d.candidate], pm, im.shape), d, cands, pm))
     return out
 
 

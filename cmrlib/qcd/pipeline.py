@@ -135,7 +135,9 @@ def segment_image(image: Image, *, threshold: float | None = None, frame: int | 
     if not (lo <= spacing[0] <= hi and lo <= spacing[1] <= hi):
         notes.append(f"pixel spacing {spacing[0]:g} × {spacing[1]:g} mm is outside the usual {lo:g}–{hi:g} mm: resampled "
                      f"to the network's {model.config.pixel_mm:g} mm grid ({model.config.size} px, "
-                     f"{model.config.size * model.config.pixel_mm:g} mm field of view); check the QC")
+                     f"{model.config.size * model.config.pixel_mm:g} mm field of view"
+                     + (f", centred on the heart found on a {model.config.overview_size * model.config.overview_pixel_mm:g} mm "
+                        "overview" if model.config.two_pass else "") + "); check the QC")
     labels = np.zeros(arr.shape, np.uint8)
     decisions: list[QCDecision | None] = [None] * n
     reasons: dict[int, str] = {}

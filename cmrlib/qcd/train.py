@@ -100,9 +100,26 @@ def _command_line(args: argparse.Namespace) -> str:
     return reproducing_command("cmr train qcd", add_arguments, args)
 
 
+#: share of training batches on the overview grid (two-pass models): they teach the deepest U-Net
+#: to find the heart in the whole image; the other batches are heart-centred crops
+OVERVIEW_SHARE = 0.3
+
+
 def _net_inputs(items: list[Slice2D], cfg: QCDConfig) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [training_sample(s, cfg.size, cfg.pixel_mm, None, augment=False) for s in items]
+    """Validation inputs for early stopping: crops centred on the true heart (two-pass models)."""
+    pairs = [training_sample(s, cfg.size, cfg.pixel_mm, None, augment=False, heart_centred=cfg.two_pass)
+             for s in items]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def _batch(train: list[Slice2D], cfg: QCDConfig, batch: int, rng: np.random.Generator):
+    """One augmented batch: an overview batch (share :data:`OVERVIEW_SHARE` of two-pass models)
+    or a batch of crops (heart-centred for two-pass models)."""
+    overview = cfg.two_pass and rng.random() < OVERVIEW_SHARE
+    size, pixel_mm = (cfg.overview_size, cfg.overview_pixel_mm) if overview else (cfg.size, cfg.pixel_mm)
+    idx = rng.integers(0, len(train), batch)
+    pairs = [training_sample(train[i], size, pixel_mm, rng, heart_centred=cfg.two_pass and not overview) for i in idx]
+    return np.stack([p[0] for p in pairs])[:, None], np.stack([p[1] for p in pairs])[:, None]
 
 
 def validate_nets(model: QCDEnsemble, x: np.ndarray, y: np.ndarray, device) -> list[float]:
@@ -116,10 +133,16 @@ def validate_nets(model: QCDEnsemble, x: np.ndarray, y: np.ndarray, device) -> l
 
 def fit_qc(model: QCDEnsemble, items: list[Slice2D], device, progress=None):
     """Fit the QCD regressors on ``items`` (the validation split); returns (regressors, summary)."""
+    from .data import network_input
     from .framework import candidates, dice_matrix, fit_regressors, true_dice
-    from .infer import class_maps
-    x, y = _net_inputs(items, model.config)
+    from .infer import class_maps, network_maps
     report(progress, "QCD regressors", 0, 1, f"{len(items)} validation images")
+    model.eval()
+    # the grids inference reads (the overview pass's crop for two-pass models), so that the
+    # regressors learn the errors the user will get, a missed heart included
+    grids = [network_maps(model, [s.image], s.spacing, device)[0] for s in items]
+    x = np.stack([network_input(s.image, pm) for s, pm in zip(items, grids)])
+    y = np.stack([pm.sample(s.labels.astype(np.float32), order=0).astype(np.int64) for s, pm in zip(items, grids)])
     maps = class_maps(model, x, device)
     mats, targets = [], []
     for i in range(len(items)):
@@ -150,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
     model = QCDEnsemble(cfg).to(dev)
     if args.init:
         base, entry0 = load_model(args.init, device=dev)
-        if getattr(base, "config", None) != cfg:
-            raise InputError(f"--init {args.init} is a {entry0.arch_args} ensemble, not the {args.preset} preset")
+        if getattr(base, "config", None) is None or not base.config.same_layers(cfg):
+            raise InputError(f"--init {args.init} is a {entry0.arch_args} ensemble, not the {args.preset} preset's networks")
         model.load_state_dict(base.state_dict())
     m = len(model.nets)
     opts = [torch.optim.Adam(net.parameters(), lr=args.lr) for net in model.nets]
@@ -184,10 +207,8 @@ def run(args: argparse.Namespace) -> int:
         model.train()
         totals = np.zeros(m)
         for step in range(steps):
-            idx = rng.integers(0, len(train), args.batch)
-            pairs = [training_sample(train[i], cfg.size, cfg.pixel_mm, rng) for i in idx]
-            x = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None]).to(dev)
-            y = torch.from_numpy(np.stack([p[1] for p in pairs])[:, None]).to(dev)
+            xb, yb = _batch(train, cfg, args.batch, rng)
+            x, y = torch.from_numpy(xb).to(dev), torch.from_numpy(yb).to(dev)
             for j, (net, opt) in enumerate(zip(model.nets, opts)):
                 if not active[j]:
                     continue
@@ -237,9 +258,12 @@ def model_entry(cfg: QCDConfig, name: str, history: list[dict], best: dict, trai
     from .framework import DEFAULT_THRESHOLD, candidate_names
     return ModelEntry(
         name=name, task=MODEL_TASK, architecture="qcd_ensemble", file=f"{name}.safetensors", sha256="",
-        version="1.0", arch_args=config_args(cfg),
+        version="2.0" if cfg.two_pass else "1.0", arch_args=config_args(cfg),
         input={"size": [cfg.size, cfg.size], "pixel_mm": cfg.pixel_mm,
-               "grid": "centred on the image, zero-padded / cropped (cmrlib.planes.centred_map)",
+               "grid": (f"two passes: a {cfg.overview_size} px overview of {cfg.overview_pixel_mm:g} mm centred on the image, "
+                        f"where the deepest U-Net finds the heart; the ensemble reads a {cfg.size} px crop of "
+                        f"{cfg.pixel_mm:g} mm centred on it (cmrlib.qcd.infer.network_maps)" if cfg.two_pass else
+                        "centred on the image, zero-padded / cropped (cmrlib.planes.centred_map)"),
                "normalisation": "0-1 between the 0.5th and 99.5th percentiles of the pixels inside the image",
                "outputs": "per U-Net logits [3, size, size]: background, myocardium, blood pool"},
         label_table={"0": "background", "1": "myocardium", "2": "blood pool"},
