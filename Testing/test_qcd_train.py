@@ -64,7 +64,7 @@ def test_train_on_a_user_folder(tmp_path):
 
 def test_bad_training_options_are_refused(tmp_path, capsys):
     small = _user_folder(tmp_path / "small", n_stacks=1)
-    for argv in (["--contrasts", "nonsense"], ["--data", str(small)],
+    for argv in (["--contrasts", "nonsense"], ["--data", str(small)], ["--contrasts", "lge_psir", "--val-subjects", "2"],
                  ["--data", str(small), "--contrasts", "vne"], ["--data", str(tmp_path / "missing")]):
         capsys.readouterr()
         assert main(["train", "qcd", *argv, "--out", str(tmp_path / "m"), "--cache", str(tmp_path / "c"),

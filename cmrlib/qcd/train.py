@@ -10,7 +10,8 @@ ordinary least squares on the **validation** split (35 % corrupted images, so it
 segmentations) and stored in the manifest entry (``calibration.qcd_regressors``) with the
 weights (safetensors, sha256, the exact command). ``--data DIR`` trains — or with
 ``--init MODEL`` fine-tunes — on a user's own images with label maps; its validation split
-(10 %) fits the regressors. A checkpoint after every epoch; ``--resume`` continues.
+(10 %) fits the regressors. A checkpoint after every epoch; ``--resume`` continues, and with
+a lower ``--lr`` every network goes on from its best epoch (reduce-on-plateau).
 """
 from __future__ import annotations
 
@@ -83,6 +84,11 @@ def _sources(args, progress) -> tuple[list[Slice2D], list[Slice2D], str]:
         return train, val, (f"user data {args.data}: {len(items)} labelled slices ({len(train)} training, "
                             f"{len(val)} validation)")
     contrasts = _contrasts(args.contrasts)
+    # checked before any image is made: 3 slices per contrast and one image without an answer each
+    n_val = args.val_subjects * (3 * len(contrasts) + 1)
+    if n_val < MIN_VALIDATION_IMAGES:
+        raise InputError(f"--val-subjects {args.val_subjects} with {len(contrasts)} contrast(s) gives {n_val} validation "
+                         f"images; the QCD regressors need at least {MIN_VALIDATION_IMAGES}: raise --val-subjects")
     tag = "-".join(contrasts)
     cache = Path(args.cache)
     train = cached_pickle(cache, f"train_{tag}_{args.train_subjects}", lambda: phantom_slices(
@@ -194,12 +200,24 @@ def run(args: argparse.Namespace) -> int:
         earlier_commands, earlier_minutes = state.get("commands", []), state.get("minutes", 0.0)
         rng = np.random.default_rng(args.seed + start_epoch)
         print(f"resumed from {ckpt} at epoch {start_epoch}", file=sys.stderr)
+        if history and args.lr < history[-1]["lr"]:
+            # a lower rate after a plateau (reduce-on-plateau): every network goes on from its best
+            # weights, and its patience counts from here
+            for j, net in enumerate(model.nets):
+                net.load_state_dict(best["state"][j])
+            best["patience_from"] = [start_epoch] * m
+            print(f"learning rate {history[-1]['lr']:g} -> {args.lr:g}: every network continues from its best "
+                  "epoch", file=sys.stderr)
+    patience_from = best.setdefault("patience_from", [0] * m)
     # Dice over the whole batch (not per image): images without myocardium still teach, and the
     # thin myocardium gets a strong gradient from the first batches
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     xv, yv = _net_inputs(val, cfg)
     steps = args.steps or max(1, len(train) // args.batch)
-    active = [best["dice"][i] <= LEARNING_DICE or len(history) - best["epoch"][i] < args.patience for i in range(m)]
+    def waited(j: int, epochs_done: int) -> int:
+        return epochs_done - max(best["epoch"][j], patience_from[j])
+
+    active = [best["dice"][i] <= LEARNING_DICE or waited(i, len(history)) < args.patience for i in range(m)]
     for epoch in range(start_epoch, args.epochs):
         if not any(active):
             print(f"every network stopped early (patience {args.patience})", file=sys.stderr)
@@ -227,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
                 best["state"][j] = copy.deepcopy(model.nets[j].state_dict())
             # early stopping only once a network has learned something (a net still at Dice ~0 is
             # waiting for the myocardium to appear, not over-fitting)
-            if active[j] and best["dice"][j] > LEARNING_DICE and epoch + 1 - best["epoch"][j] >= args.patience:
+            if active[j] and best["dice"][j] > LEARNING_DICE and waited(j, epoch + 1) >= args.patience:
                 active[j] = False
         minutes_now = earlier_minutes + (time.perf_counter() - t_start) / 60
         history.append({"epoch": epoch + 1, "lr": args.lr, "batch": args.batch,
