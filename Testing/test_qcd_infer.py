@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from cmrlib.qcd.infer import MIN_HEART_PX, network_maps, segment
+from cmrlib.qcd.infer import MIN_HEART_PX, locate_hearts, network_maps, segment
 from cmrlib.qcd.unet import QCDConfig, QCDEnsemble
 
 
 class BrightIsHeart(torch.nn.Module):
-    """A stand-in deepest U-Net: myocardium wherever the normalised input is above 0.5."""
+    """A stand-in deepest U-Net: blood pool wherever the normalised input is above 0.5, and a
+    myocardium ring two pixels wide around it."""
 
     def forward(self, x):
         bright = (x > 0.5).float()
-        return torch.cat([1 - bright, bright, torch.zeros_like(bright)], 1) * 10.0
+        ring = torch.nn.functional.max_pool2d(bright, 5, stride=1, padding=2) - bright
+        return torch.cat([1 - bright - ring, ring, bright], 1) * 10.0
 
 
 def _model(two_pass: bool) -> QCDEnsemble:
@@ -27,10 +29,11 @@ def _model(two_pass: bool) -> QCDEnsemble:
     return model
 
 
-def _image_with_disc(centre_colrow, radius_px=8, shape=(120, 140)):
+def _image_with_disc(centre_colrow, radius_px=8, shape=(120, 140), more=()):
     rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
     img = np.random.default_rng(0).random(shape).astype(np.float32) * 0.2
-    img[np.hypot(cc - centre_colrow[0], rr - centre_colrow[1]) < radius_px] = 1.0
+    for c in (centre_colrow, *more):
+        img[np.hypot(cc - c[0], rr - c[1]) < radius_px] = 1.0
     return img
 
 
@@ -71,3 +74,23 @@ def test_segment_returns_labels_on_the_source_grid_from_the_crop():
     # the stand-in net's myocardium lies on the disc, back on the source grid
     rows, cols = np.nonzero(seg.labels == 1)
     assert len(rows) and abs(cols.mean() - 110) < 2 and abs(rows.mean() - 25) < 2
+
+
+def _trusting_regressors():
+    coef = np.zeros((4, 4))
+    coef[1, 0] = 0.9
+    from cmrlib.qcd.framework import Regressors
+    return Regressors(coef)
+
+
+def test_two_heart_like_regions_on_the_overview_never_pass_qc():
+    # a ghost copy of the heart: the crop holds one of the two, and the ensemble may agree on the
+    # ghost with full confidence; the overview's two regions fail the slice whatever the Dice
+    model = _model(True)
+    one, two = _image_with_disc((110, 25)), _image_with_disc((110, 25), more=[(40, 90)])
+    s1, s2 = locate_hearts(model, [one, two], (2.0, 2.0))
+    assert s1.regions == 1 and not s1.separate_hearts and s2.regions == 2 and s2.separate_hearts
+    a, b = segment(model, _trusting_regressors(), [one, two], (2.0, 2.0))
+    assert a.decision.qc_pass and a.decision.predicted_dice == pytest.approx(0.9)
+    assert not b.decision.qc_pass and "separate heart-like regions" in b.decision.reason
+    assert b.decision.predicted_dice == pytest.approx(0.9)  # the prediction is kept, the pass is not

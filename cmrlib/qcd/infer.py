@@ -10,14 +10,14 @@ source grid through the exact inverse map (per-class indicator, linear, arg-max)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ..planes import PlaneMap, centred_map, labels_back
 from .data import network_input
-from .framework import DEFAULT_THRESHOLD, QCDecision, Regressors, candidates, decide
+from .framework import BLOOD_POOL, DEFAULT_THRESHOLD, SECOND_REGION_SHARE, QCDecision, Regressors, candidates, decide
 
 
 @dataclass
@@ -56,30 +56,45 @@ def class_maps(model, inputs: np.ndarray, device=None, batch: int = 16) -> np.nd
 MIN_HEART_PX = 20
 
 
-def _largest_region_centre(heart: np.ndarray) -> tuple[float, float] | None:
-    """(u, v) centroid of the largest connected heart region of a network-grid mask; None if
-    it holds fewer than :data:`MIN_HEART_PX` pixels."""
+@dataclass
+class HeartSearch:
+    """What the overview pass of a two-pass model found in one image."""
+
+    centre_px: tuple[float, float] | None  # source (col, row) of the largest heart region; None: none found
+    regions: int = 0  # separate heart-like structures (their own blood pools) large enough to count
+
+    @property
+    def separate_hearts(self) -> bool:
+        """Two heart-like structures (ghosting, wrap-around): the crop could hold the wrong one."""
+        return self.regions > 1
+
+
+def _heart_search(class_map: np.ndarray) -> tuple[tuple[float, float] | None, int]:
+    """(u, v) centroid of the largest connected heart region (myocardium + blood pool) of a
+    network-grid class map (None below :data:`MIN_HEART_PX`), and how many separate blood pools
+    hold more than :data:`cmrlib.qcd.framework.SECOND_REGION_SHARE` of the blood-pool pixels (a
+    ghost touching the heart joins its heart region, but brings a blood pool of its own)."""
     from scipy import ndimage
-    lab, n = ndimage.label(heart)
+    lab, n = ndimage.label(class_map > 0)
     if n == 0:
-        return None
+        return None, 0
     sizes = np.bincount(lab.ravel())[1:]
     k = int(np.argmax(sizes)) + 1
     if sizes[k - 1] < MIN_HEART_PX:
-        return None
+        return None, 0
     v, u = np.nonzero(lab == k)
-    return float(u.mean()), float(v.mean())
+    pools, m = ndimage.label(class_map == BLOOD_POOL)
+    pool_sizes = np.bincount(pools.ravel())[1:] if m else np.zeros(0)
+    big = int((pool_sizes > SECOND_REGION_SHARE * pool_sizes.sum()).sum()) if m else 0
+    return (float(u.mean()), float(v.mean())), max(1, big)
 
 
-def network_maps(model, images: list[np.ndarray], spacing: tuple[float, float], device=None) -> list[PlaneMap]:
-    """The network grid of each image: centred on the image (one-pass models), or centred on the
-    heart that the deepest U-Net finds on the overview grid (two-pass models)."""
+def locate_hearts(model, images: list[np.ndarray], spacing: tuple[float, float], device=None) -> list[HeartSearch]:
+    """The overview pass (two-pass models): the deepest U-Net's heart on a grid of the whole image."""
     cfg = model.config
-    if not cfg.two_pass:
-        return [centred_map(im.shape, spacing, cfg.size, cfg.pixel_mm) for im in images]
-    overview = [centred_map(im.shape, spacing, cfg.overview_size, cfg.overview_pixel_mm) for im in images]
     if not images:
         return []
+    overview = [centred_map(im.shape, spacing, cfg.overview_size, cfg.overview_pixel_mm) for im in images]
     x = np.stack([network_input(im, pm) for im, pm in zip(images, overview)])
     dev = device if device is not None else next(model.parameters()).device
     deepest = model.nets[-1]
@@ -87,14 +102,25 @@ def network_maps(model, images: list[np.ndarray], spacing: tuple[float, float], 
     with torch.no_grad():
         for i in range(0, len(x), 16):
             t = torch.from_numpy(np.ascontiguousarray(x[i:i + 16])[:, None]).to(dev)
-            heart.append((deepest(t).argmax(1) > 0).cpu().numpy())
-    heart = np.concatenate(heart)
-    maps = []
-    for im, pm, h in zip(images, overview, heart):
-        uv = _largest_region_centre(h)
-        centre = None if uv is None else tuple(float(c) for c in pm.to_source_px(np.array(uv)))
-        maps.append(centred_map(im.shape, spacing, cfg.size, cfg.pixel_mm, centre_px=centre))
-    return maps
+            heart.append(deepest(t).argmax(1).to(torch.uint8).cpu().numpy())
+    out = []
+    for pm, h in zip(overview, np.concatenate(heart)):
+        uv, regions = _heart_search(h)
+        out.append(HeartSearch(None if uv is None else tuple(float(c) for c in pm.to_source_px(np.array(uv))), regions))
+    return out
+
+
+def network_maps(model, images: list[np.ndarray], spacing: tuple[float, float], device=None,
+                 searches: list[HeartSearch] | None = None) -> list[PlaneMap]:
+    """The network grid of each image: centred on the image (one-pass models), or centred on the
+    heart that the deepest U-Net finds on the overview grid (two-pass models; ``searches``:
+    :func:`locate_hearts` already run)."""
+    cfg = model.config
+    if not cfg.two_pass:
+        return [centred_map(im.shape, spacing, cfg.size, cfg.pixel_mm) for im in images]
+    searches = searches if searches is not None else locate_hearts(model, images, spacing, device)
+    return [centred_map(im.shape, spacing, cfg.size, cfg.pixel_mm, centre_px=h.centre_px)
+            for im, h in zip(images, searches)]
 
 
 def segment(model, regressors: Regressors, images: list[np.ndarray], spacing: tuple[float, float], *,
@@ -102,13 +128,18 @@ def segment(model, regressors: Regressors, images: list[np.ndarray], spacing: tu
     """QCD on each ``[row, col]`` image of one grid (``spacing`` = (Δcol, Δrow) mm)."""
     cfg = model.config
     model.eval()
-    maps = network_maps(model, images, spacing, device)
+    searches = locate_hearts(model, images, spacing, device) if cfg.two_pass else [None] * len(images)
+    maps = network_maps(model, images, spacing, device, searches if cfg.two_pass else None)
     inputs = np.stack([network_input(im, pm) for im, pm in zip(images, maps)]) if images else np.zeros((0, cfg.size, cfg.size), np.float32)
     per_net = class_maps(model, inputs, device)
     out = []
-    for im, pm, cm in zip(images, maps, per_net):
+    for im, pm, cm, search in zip(images, maps, per_net, searches):
         cands = candidates(cm)
         d = decide(cands, regressors, threshold)
+        if search is not None and search.separate_hearts and d.qc_pass:
+            # the crop holds one of them, and the ensemble may agree on a ghost: never a pass
+            d = replace(d, qc_pass=False, reason=f"the overview found {search.regions} separate heart-like regions "
+                                                 "(ghosting or wrap-around?): review this slice")
         out.append(SliceSegmentation(labels_to_source(cands[d.candidate], pm, im.shape), d, cands, pm))
     return out
 
