@@ -73,7 +73,8 @@ def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="contrastive",
                         help="baseline; multitask (+ LA segmentation decoder); contrastive (supervised contrastive "
                              "pre-training, then a frozen encoder) — default contrastive, the card's best")
-    parser.add_argument("--pretrain-epochs", type=int, default=8, help="contrastive: pre-training epochs (card: 100)")
+    parser.add_argument("--pretrain-epochs", type=int, default=40,
+                        help="contrastive: pre-training epochs (card: 100; at 10 the encoder is not ready)")
     parser.add_argument("--pretrain-lr", type=float, default=0.5, help="contrastive: LARS learning rate (card: 0.5)")
     parser.add_argument("--temperature", type=float, default=0.1, help="contrastive: τ of the loss")
 
