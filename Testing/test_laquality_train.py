@@ -51,31 +51,6 @@ def test_train_quality_variants(tmp_path, cache, variant):
         assert torch.equal(pre[key], final[key])
 
 
-def test_contrastive_pretraining_keeps_the_encoder_with_the_best_validation_loss(tmp_path, cache):
-    """With enough validation slices the pre-training records a contrastive loss on fixed
-    validation pairs every epoch and the frozen encoder is that of its lowest epoch."""
-    import torch
-    from safetensors.torch import load_file
-
-    from cmrlib.laquality.data import VAL_SEED_BASE, cached_phantom_scans
-    from cmrlib.laquality.train import contrastive_val_pairs
-    val = cached_phantom_scans(cache, VAL_SEED_BASE, 3)
-    a, b = contrastive_val_pairs(val, n=40), contrastive_val_pairs(val, n=40)
-    assert a[0].shape[:2] == (2, 40) and np.array_equal(a[0], b[0]) and a[1].shape == (40, 4)
-    out = tmp_path / "models"
-    assert main(["train", "la-quality", "--variant", "contrastive", "--name", "con", "--out", str(out), "--cache",
-                 str(cache), "--quiet", "--epochs", "1", "--steps", "1", "--batch", "4", "--train-subjects", "2",
-                 "--val-subjects", "3", "--pretrain-epochs", "2"]) == 0
-    history = torch.load(cache / "con-supcon.ckpt.pt", weights_only=False)["history"]
-    losses = [h["val_supcon_loss"] for h in history]
-    assert len(losses) == 2 and all(np.isfinite(losses))
-    kept = load_file(str(read_manifest(out)[0].path))["encoder.conv1.weight"]
-    best = torch.load(cache / "con-supcon.best.pt", weights_only=False)["model"]["encoder.conv1.weight"]
-    last = torch.load(cache / "con-supcon.ckpt.pt", weights_only=False)["model"]["encoder.conv1.weight"]
-    assert torch.equal(kept, best)
-    assert torch.equal(best, last) == (int(np.argmin(losses)) == 1)
-
-
 def test_train_quality_on_site_data(tmp_path):
     _write_user_folder(tmp_path / "site", n=4)
     out = tmp_path / "models"

@@ -331,7 +331,7 @@ def run_quality(args: argparse.Namespace) -> int:
 
     pretrain_minutes = None
     if args.variant == "contrastive":
-        pretrain_minutes = _pretrain(args, model, train, items, rng, command, progress, val)
+        pretrain_minutes = _pretrain(args, model, train, items, rng, command, progress)
         for p in model.encoder.parameters():
             p.requires_grad_(False)
 
@@ -375,37 +375,8 @@ def run_quality(args: argparse.Namespace) -> int:
                                                               "offset_sd_points": RATER_OFFSET_SD, **agreement}})
 
 
-def contrastive_val_pairs(val: list[LAScan], n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two fixed augmented views ``[2, n, 1, S, S]`` of up to ``n`` validation LA slices and their
-    labels ``[n, 4]``: the same pairs every epoch, so their contrastive loss is comparable."""
-    rng = np.random.default_rng(seed)
-    items = quality_items(val)
-    picks = [items[int(j)] for j in rng.permutation(len(items))[:n]]
-    views = np.stack([[quality_view(val[i], k, rng, True)[0] for i, k in picks] for _ in range(2)])
-    return views[:, :, None], np.stack([val[i].labels for i, _ in picks])
-
-
-def contrastive_val_loss(model, pairs: tuple[np.ndarray, np.ndarray], loss_fn, dev, batch: int = 32) -> float:
-    """The multi-label supervised contrastive loss of the validation pairs, in batches of ``batch``
-    pairs (as in training: the loss compares the views within a batch)."""
-    from .contrastive import multi_label_supcon
-    views, labels = pairs
-    losses = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, views.shape[1] - batch + 1, batch):
-            x = torch.from_numpy(np.concatenate([views[0, i:i + batch], views[1, i:i + batch]])).to(dev)
-            y = torch.from_numpy(np.concatenate([labels[i:i + batch]] * 2)).to(dev)
-            losses.append(float(multi_label_supcon(loss_fn, model.project(x), y)))
-    model.train()
-    return float(np.mean(losses)) if losses else float("nan")
-
-
-def _pretrain(args, model, train, items, rng, command, progress, val=None) -> float:
-    """Supervised contrastive pre-training of the encoder + projector (LARS, cosine schedule). With
-    validation scans the encoder kept is that of the epoch with the lowest contrastive loss on fixed
-    validation pairs (the encoder overfits the training scans' labels: the heads on it then fit the
-    training scans within one epoch and generalise worse); without, the last epoch's."""
+def _pretrain(args, model, train, items, rng, command, progress) -> float:
+    """Supervised contrastive pre-training of the encoder + projector (LARS, cosine schedule)."""
     from ..models.training import TrainingRun
     from .contrastive import LARS, SupConLoss, multi_label_supcon
     dev = model_device(args)
@@ -414,13 +385,10 @@ def _pretrain(args, model, train, items, rng, command, progress, val=None) -> fl
     opt = LARS(params, lr=args.pretrain_lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(args.pretrain_epochs * args.steps, 1))
     loss_fn = SupConLoss(args.temperature)
-    pairs = contrastive_val_pairs(val) if val and quality_items(val) and len(quality_items(val)) >= 32 else None
     name = (args.name or f"la-quality-{args.preset}") + "-supcon"
     session = TrainingRun(args.cache, name, command + " [supervised contrastive pre-training]",
-                          lambda m: m.get("val_supcon_loss", m["supcon_loss"]), None)
+                          lambda m: m["supcon_loss"], None)
     start = session.begin(model, opt, args.resume, None, dev)
-    for _ in range(start * args.steps):
-        sched.step()
     for epoch in range(start, args.pretrain_epochs):
         total = 0.0
         for s in range(args.steps):
@@ -437,11 +405,9 @@ def _pretrain(args, model, train, items, rng, command, progress, val=None) -> fl
             total += loss.item()
             report(progress, f"pre-training {epoch + 1}/{args.pretrain_epochs}", s + 1, args.steps,
                    f"supcon {total / (s + 1):.4f}")
-        record = {"supcon_loss": round(total / args.steps, 5)}
-        if pairs is not None:
-            record["val_supcon_loss"] = round(contrastive_val_loss(model, pairs, loss_fn, dev), 5)
-        session.end_epoch(epoch, model, opt, record)
-    session.finish(model, dev)
+        session.end_epoch(epoch, model, opt, {"supcon_loss": round(total / args.steps, 5)})
+    # the encoder after the last pre-training epoch (the contrastive loss is not a validation score)
+    model.eval()
     return round(session.minutes, 1)
 
 
