@@ -40,17 +40,6 @@ def test_quality_network_presets_and_outputs():
     assert not head_ids & {id(p) for p in con.projector.parameters()}
 
 
-def test_older_quality_networks_keep_their_layers():
-    """A multi-task model saved before the ¼-size decoder head (no such key in its architecture
-    arguments) is rebuilt with the full-size head it was trained with; the presets use the new one,
-    and both give logits at input size."""
-    old = build_la_quality(**{"variant": "multitask", "widths": [16, 32, 64, 128], "latent": 32, "projection": 64})
-    new = LAQualityNet(LAQualityNetConfig.preset("compact", "multitask"))
-    assert old.decoder.full_res and not new.decoder.full_res
-    x = torch.randn(2, 1, 128, 128)
-    assert old.forward_with_mask(x)[1].shape == new.forward_with_mask(x)[1].shape == (2, 1, 128, 128)
-
-
 def test_quality_head_reads_attribute_outputs():
     """The QA logit depends on the attribute modules (the card's concatenation), not on the
     encoder features directly."""

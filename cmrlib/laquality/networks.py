@@ -93,28 +93,23 @@ class LAQualityNetConfig:
     dropout: float = 0.3
     projection: int = 128
     size: int = 128
-    #: the decoder's last convolution at input size (older models) or at the first stage's ¼ size,
-    #: the logits then upsampled: ¼ of the multi-task variant's training time goes to that layer
-    decoder_full_res: bool = True
 
     @classmethod
     def preset(cls, name: str, variant: str = "baseline") -> "LAQualityNetConfig":
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
         if name == "paper":
-            return cls(variant=variant, decoder_full_res=False)
+            return cls(variant=variant)
         if name == "compact":
-            return cls(variant=variant, widths=(16, 32, 64, 128), latent=32, projection=64,
-                       decoder_full_res=False)
+            return cls(variant=variant, widths=(16, 32, 64, 128), latent=32, projection=64)
         raise ValueError(f"unknown preset {name!r}; expected paper or compact")
 
 
 class _Decoder(nn.Module):
     """LA blood-pool decoder over the ResNet's stage outputs (deepest first), to input size."""
 
-    def __init__(self, widths: tuple[int, ...], full_res: bool = True) -> None:
+    def __init__(self, widths: tuple[int, ...]) -> None:
         super().__init__()
-        self.full_res = full_res
         rev = list(reversed(widths))  # e.g. 128, 64, 32, 16
         self.ups = nn.ModuleList()
         for i in range(len(rev) - 1):
@@ -127,9 +122,7 @@ class _Decoder(nn.Module):
         for up, skip in zip(self.ups, reversed(feats[:-1])):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = up(torch.cat([x, skip], 1))
-        if self.full_res:
-            return self.head(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
-        return F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)
+        return self.head(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
 
 
 class LAQualityNet(nn.Module):
@@ -147,7 +140,7 @@ class LAQualityNet(nn.Module):
         self.qa = nn.Sequential(nn.Linear(len(ATTRIBUTES) * (h + 1), h), nn.ReLU(inplace=True),
                                 nn.Dropout(config.dropout), nn.Linear(h, 1))
         if config.variant == "multitask":
-            self.decoder = _Decoder(tuple(config.widths), config.decoder_full_res)
+            self.decoder = _Decoder(tuple(config.widths))
         if config.variant == "contrastive":
             self.projector = nn.Sequential(nn.Linear(f, f), nn.ReLU(inplace=True), nn.Linear(f, config.projection))
 
