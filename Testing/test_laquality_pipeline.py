@@ -51,6 +51,11 @@ def test_result_has_every_attribute_and_a_mode_verdict(assessed):
         # the verdict is the mode of the slice decisions (a tie goes to the mean probability)
         if a["votes"] * 2 != len(d["slices_used"]):
             assert a["diagnostic"] == (a["votes"] * 2 > len(d["slices_used"]))
+    # the votes are the used slices at or above each label's threshold (from the model's manifest)
+    used = [s for s in d["slices"] if s["used"]]
+    for k in LABELS:
+        a = d["overall_quality"] if k == "overall_quality" else d["attributes"][k]
+        assert a["votes"] == sum(s["probabilities"][k] >= a["threshold"] for s in used)
     assert d["diagnostic"] == d["overall_quality"]["diagnostic"]
     assert d["variant"] in ("baseline", "multitask", "contrastive")
     assert assessed.saliency.max() > 0 and assessed.saliency_slice in d["slices_used"]

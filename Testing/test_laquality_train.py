@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cmrlib.cli import main
+from cmrlib.laquality.networks import LABELS
 from cmrlib.models.zoo import read_manifest
 
 from test_laquality_model import _write_user_folder
@@ -40,6 +41,9 @@ def test_train_quality_variants(tmp_path, cache, variant):
     assert entry.arch_args["variant"] == variant and entry.architecture == "la_quality_resnet34"
     assert f"--variant {variant}" in entry.train_command
     assert entry.metrics["simulated_raters"]["noise_sd_points"] > 0
+    # each label's decision threshold, fitted on the validation scans, travels with the model
+    fitted = entry.calibration["decision_thresholds"]
+    assert set(fitted) == set(LABELS) and all(0.05 <= t <= 0.95 for t in fitted.values())
     if variant == "contrastive":
         assert entry.metrics["pretrain_minutes"] is not None
         # the frozen encoder's weights are those of pre-training (the checkpoint of the supcon run)
@@ -68,3 +72,21 @@ def test_bad_training_data_is_refused(tmp_path, capsys):
     rc = main(["train", "la-detector", "--data", str(tmp_path / "site"), "--out", str(out), "--quiet"])
     assert rc != 0 and "mask" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_decision_thresholds_are_fitted_for_the_best_validation_f1():
+    """A head that ranks the scans right but gives every probability below 0.5 calls every scan
+    non-diagnostic at 0.5 (F1 0); the fitted threshold separates them."""
+    from cmrlib.laquality.train import decision_thresholds, fit_decision_thresholds, scan_metrics
+    owner = np.repeat(np.arange(6), 3)
+    diagnostic = np.repeat([1, 0, 1, 0, 0, 0], 3).astype(np.float32)
+    y = np.repeat(diagnostic[:, None], 4, axis=1)
+    p = np.where(y > 0, 0.3, 0.1).astype(np.float32)
+    p[1, :] = 0.05  # one slice of a diagnostic scan disagrees: the mode still says diagnostic
+    assert not scan_metrics(p, y, owner)["f1"]  # 0: no scan called diagnostic
+    fitted = fit_decision_thresholds(p, y, owner)
+    assert all(0.1 < t <= 0.3 for t in fitted.values())
+    assert scan_metrics(p, y, owner, decision_thresholds({"decision_thresholds": fitted}))["f1"] == 1.0
+    # no diagnostic validation scan: nothing to fit, the default stays
+    assert fit_decision_thresholds(p, np.zeros_like(y), owner) == {k: 0.5 for k in fitted}
+    assert list(decision_thresholds({})) == [0.5] * 4

@@ -83,6 +83,7 @@ def run():
     from cmrlib.device import pick_device
     from cmrlib.laquality import evaluate as ev
     from cmrlib.laquality.data import TRAIN_SEED_BASE, cached_phantom_scans, rater_agreement
+    from cmrlib.laquality.train import decision_thresholds
     from cmrlib.models.zoo import clear_model_cache, load_installed, load_model
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     cache = os.environ.get("CMR_BENCH_LA_CACHE", ".cache/la")
@@ -116,8 +117,9 @@ def run():
         for variant in VARIANTS:
             per_seed = []
             for name in names[variant]:
-                model, _ = load_model(name, device=dev)
-                per_seed.append(ev.quality_stats(ev.quality_probabilities(model, scans, detected[set_name], dev), scans))
+                model, entry = load_model(name, device=dev)
+                per_seed.append(ev.quality_stats(ev.quality_probabilities(model, scans, detected[set_name], dev), scans,
+                                                 decision_thresholds(entry.calibration)))
             table.append({"set": set_name, "method": variant, "seeds": len(per_seed),
                           **{m: _mean_sd([r["overall"][m] for r in per_seed]) for m in METRICS},
                           "F1 vs noise-free label": _mean_sd([r["overall_vs_noise_free"]["f1"] for r in per_seed])})
@@ -125,8 +127,9 @@ def run():
                               **{f"{k} F1": _mean_sd([r[k]["f1"] for r in per_seed])
                                  for k in ("myocardial_nulling", "sharpness", "aorta_valve_enhancement")}})
         if longer:
-            model, _ = load_model(longer, device=dev)
-            r = ev.quality_stats(ev.quality_probabilities(model, scans, detected[set_name], dev), scans)
+            model, entry = load_model(longer, device=dev)
+            r = ev.quality_stats(ev.quality_probabilities(model, scans, detected[set_name], dev), scans,
+                                 decision_thresholds(entry.calibration))
             table.append({"set": set_name, "method": "contrastive, 4× pre-training epochs (seed 0 only)", "seeds": 1,
                           **{m: "—" if r["overall"][m] is None else f"{r['overall'][m]:.3f}" for m in METRICS},
                           "F1 vs noise-free label": f"{r['overall_vs_noise_free']['f1']:.3f}"})
@@ -135,6 +138,10 @@ def run():
         b = ev._stats(truth, base_pred)
         table.append({"set": set_name, "method": "baseline: logistic regression on image statistics", "seeds": 1,
                       **{m: "—" if b[m] is None else f"{b[m]:.3f}" for m in METRICS}, "F1 vs noise-free label": "—"})
+        # what a rule that reads nothing scores: every scan diagnostic (F1 = 2p / (1 + p) at prevalence p)
+        a = ev._stats(truth, np.ones(len(truth), bool))
+        table.append({"set": set_name, "method": "reference: every scan called diagnostic", "seeds": 1,
+                      **{m: "—" if a[m] is None else f"{a[m]:.3f}" for m in METRICS}, "F1 vs noise-free label": "—"})
         c = ev.rater_ceiling(scans)
         table.append({"set": set_name, "method": "ceiling: noise-free label scored against the raters' label",
                       "seeds": 1, **{m: "—" if c[m] is None else f"{c[m]:.3f}" for m in METRICS},
@@ -155,8 +162,14 @@ def run():
         f1 = next(r for r in table if r["method"] == method and r["set"] == "held-out")["f1"]
         return 0.0 if f1 == "—" else float(f1.split(" ")[0])  # "—": no scan called diagnostic
 
+    def held_out_f1_sd(method: str) -> float:
+        f1 = next(r for r in table if r["method"] == method and r["set"] == "held-out")["f1"]
+        return float(f1.split("±")[1]) if "±" in f1 else 0.0
+
     best = max(VARIANTS, key=held_out_f1)
     f1_best = held_out_f1(best)
+    # the issue's bar: the contrastive variant best, or its mean within one sd of the best variant's mean
+    contrastive_ok = held_out_f1("contrastive") >= f1_best - held_out_f1_sd(best) - 1e-9
     f1_base = next(r for r in table if r["method"].startswith("baseline:") and r["set"] == "held-out")["f1"]
     from cmrlib.phantom import Phantom, sample_subject
     from cmrlib.laquality.data import phantom_options
@@ -168,7 +181,7 @@ def run():
         ev.window_features(s.volume.astype(np.float32), list(range(10, 30)), s.la_centre)
     base_s = (time.perf_counter() - t1) / 20
     yield "Against the baseline, and speed (CPU)", [
-        {"best variant (held-out F1)": best, "F1 ratio best / image-statistics baseline":
+        {"best variant (held-out F1)": best, "contrastive best or within one sd of it": contrastive_ok, "F1 ratio best / image-statistics baseline":
          round(f1_best / float(f1_base), 3) if f1_base not in ("—", "0.000") else None,
          "s per scan (160² × 44 slices; detector + quality + saliency)": round(seconds, 2),
          "baseline features s per scan": round(base_s, 3), "training wall minutes (all models this run)":

@@ -4,7 +4,7 @@
   (truth: the phantom's LA blood-pool mask) and the blood-pool Dice;
 * :func:`quality_stats` — the card's Table 2 for one quality model: precision, recall, F1 and
   specificity of *diagnostic* (quality for fibrosis assessment) per scan, the scan being the mode
-  of its slices; the slices and the atrium's centre come from the detector (the whole pipeline);
+  of its slices at the model's fitted decision thresholds; the slices and the atrium's centre come from the detector (the whole pipeline);
   also per attribute, and against the noise-free label;
 * :func:`image_statistics_baseline` — a logistic regression on per-scan image statistics of the
   same windows (intensity percentiles, contrast, edge strength, high-pass noise), the baseline the
@@ -87,18 +87,20 @@ def quality_probabilities(model, scans: list[LAScan], detected: list[Detected], 
             for s, d in zip(scans, detected)]
 
 
-def scan_predictions(probabilities: list[np.ndarray]) -> np.ndarray:
-    """Scan decisions ``[n_scans, 4]`` by the mode of slice decisions (no slices: non-diagnostic)."""
-    from .train import scan_mode
+def scan_predictions(probabilities: list[np.ndarray], thresholds: np.ndarray | None = None) -> np.ndarray:
+    """Scan decisions ``[n_scans, 4]`` by the mode of slice decisions against each label's threshold
+    (default 0.5; no slices: non-diagnostic)."""
+    from .train import scan_decisions
+    thresholds = np.full(len(LABELS), 0.5) if thresholds is None else np.asarray(thresholds, float)
     out = np.zeros((len(probabilities), len(LABELS)), bool)
     for i, p in enumerate(probabilities):
         if len(p):
-            out[i] = [scan_mode(p[:, j] >= 0.5, p[:, j])[0] for j in range(len(LABELS))]
+            out[i] = scan_decisions(p, np.zeros(len(p), int), thresholds)[0]
     return out
 
 
-def quality_stats(probabilities: list[np.ndarray], scans: list[LAScan]) -> dict:
-    pred = scan_predictions(probabilities)
+def quality_stats(probabilities: list[np.ndarray], scans: list[LAScan], thresholds: np.ndarray | None = None) -> dict:
+    pred = scan_predictions(probabilities, thresholds)
     truth = np.stack([s.labels for s in scans]) > 0.5
     out = {"overall": _stats(truth[:, 3], pred[:, 3])}
     for j, k in enumerate(LABELS[:3]):
@@ -199,7 +201,9 @@ def evaluate_cli(args: argparse.Namespace, trainer: str) -> int:
         name = args.model or QUALITY_MODEL
         model, entry = load_installed(name, dev, "la-quality")
         probs = quality_probabilities(model, scans, detected, dev)
-        out["quality"] = {"model": name, "variant": entry.arch_args.get("variant"), **quality_stats(probs, scans)}
+        from .train import decision_thresholds
+        out["quality"] = {"model": name, "variant": entry.arch_args.get("variant"),
+                          **quality_stats(probs, scans, decision_thresholds(entry.calibration))}
         out["rater_ceiling"] = rater_ceiling(scans)
     print(json.dumps(out, indent=2))
     return 0

@@ -5,7 +5,8 @@ Order (seed 001): the volume onto the card's axial grid (:mod:`.preprocess`); st
 detector on every slice, a slice *contains LA* when any pixel's probability exceeds the threshold
 t; stage 2, the quality network on those slices (a window centred on the detected atrium); the
 scan's verdict for each attribute and for the quality for fibrosis assessment is the **mode of
-its slices' decisions** (probability ≥ 0.5 = diagnostic); HiResCAM saliency of the quality output
+its slices' decisions** (probability ≥ the label's threshold = diagnostic; the thresholds are
+fitted on validation scans at training and kept in the model's manifest, 0.5 for older models); HiResCAM saliency of the quality output
 on every used slice.
 
 No answer when the network cannot read the input: no connected blood pool of at least 5 ml with
@@ -128,7 +129,7 @@ def assess_volume(image: Image, *, threshold: float | None = None, series: str =
     from ..progress import report
     from .preprocess import check_volume, normalise_volume, quality_input, to_card_grid, unwindow, quality_side_px
     from .saliency import hirescam
-    from .train import predict_labels, scan_mode
+    from .train import decision_thresholds, predict_labels, scan_mode
     t0 = time.perf_counter()
     desc = series or str(image.meta.get("SeriesDescription", "LA 3D LGE"))
     check_volume(image, repr(desc))
@@ -163,11 +164,12 @@ def assess_volume(image: Image, *, threshold: float | None = None, series: str =
     x = quality_input(vol01, used, centre)
     p = predict_labels(quality, x, dev)
     attributes = {}
+    thresholds = decision_thresholds(q_entry.calibration)
     for j, k in enumerate(LABELS):
-        decisions = p[:, j] >= 0.5
-        verdict, share = scan_mode(decisions, p[:, j])
-        attributes[k] = {"probability": round(float(p[:, j].mean()), 4), "diagnostic": verdict,
-                         "votes": int(decisions.sum()), "share": round(share, 3)}
+        decisions = p[:, j] >= thresholds[j]
+        verdict, share = scan_mode(decisions, p[:, j], thresholds[j])
+        attributes[k] = {"probability": round(float(p[:, j].mean()), 4), "threshold": float(thresholds[j]),
+                         "diagnostic": verdict, "votes": int(decisions.sum()), "share": round(share, 3)}
     for s in slices:
         if s["used"]:
             row = p[used.index(s["index"])]

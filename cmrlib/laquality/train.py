@@ -20,7 +20,9 @@ scale, rotation, mirror and shear; intensities only mildly changed (a gamma, a w
 because nulling, sharpness and noise *are* the labels. Variants: ``baseline`` (BCE over the
 three attributes and the quality), ``multitask`` (+ Dice of a decoder's LA blood pool),
 ``contrastive`` (supervised contrastive pre-training of the encoder over the four labels with
-LARS, then the heads trained on the frozen encoder with the baseline recipe).
+LARS, then the heads trained on the frozen encoder with the baseline recipe). Each label's
+decision threshold of *diagnostic* is then fitted on the validation scans (best scan F1,
+:func:`fit_decision_thresholds`) and kept in the manifest's calibration.
 """
 from __future__ import annotations
 
@@ -280,26 +282,66 @@ def predict_labels(model, x: np.ndarray, dev) -> np.ndarray:
     return predict_sigmoid(model, x, dev, 64) if len(x) else np.zeros((0, len(LABELS)), np.float32)
 
 
-def scan_mode(decisions: np.ndarray, probabilities: np.ndarray) -> tuple[bool, float]:
-    """The card's scan score: the mode of the slice decisions (a tie goes to the mean probability),
-    and the share of slices voting *diagnostic*."""
+def scan_mode(decisions: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> tuple[bool, float]:
+    """The card's scan score: the mode of the slice decisions (a tie goes to the mean probability
+    against the same ``threshold`` the decisions used), and the share of slices voting *diagnostic*."""
     share = float(np.mean(decisions)) if len(decisions) else float("nan")
     if share == 0.5:
-        return bool(np.mean(probabilities) >= 0.5), share
+        return bool(np.mean(probabilities) >= threshold), share
     return bool(share > 0.5), share
 
 
-def scan_metrics(p: np.ndarray, y_slices: np.ndarray, owner: np.ndarray) -> dict:
+def decision_thresholds(calibration: dict) -> np.ndarray:
+    """The per-label probability thresholds of *diagnostic* ``[4]`` kept in a quality model's
+    manifest calibration (0.5 for a model trained before they were fitted, or without validation)."""
+    fitted = calibration.get("decision_thresholds", {})
+    return np.array([float(fitted.get(k, 0.5)) for k in LABELS])
+
+
+def scan_decisions(p: np.ndarray, owner: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Scan decisions ``[n_scans, 4]`` (scans in ``np.unique(owner)`` order) by the mode of slice
+    probabilities ``p`` ``[n, 4]`` against each label's threshold."""
+    return np.array([[scan_mode(p[owner == i, j] >= thresholds[j], p[owner == i, j], thresholds[j])[0]
+                      for j in range(p.shape[1])] for i in np.unique(owner)], bool).reshape(-1, p.shape[1])
+
+
+def scan_metrics(p: np.ndarray, y_slices: np.ndarray, owner: np.ndarray, thresholds: np.ndarray | None = None) -> dict:
     """Precision / recall / F1 / specificity of *diagnostic* (overall quality), per scan by the mode."""
     from ..metrics import binary_stats
-    pred, truth = [], []
-    for i in np.unique(owner):
-        sel = owner == i
-        pred.append(scan_mode(p[sel, 3] >= 0.5, p[sel, 3])[0])
-        truth.append(bool(y_slices[sel][0, 3]))
-    st = binary_stats(np.array(truth), np.array(pred))
+    thresholds = np.full(len(LABELS), 0.5) if thresholds is None else thresholds
+    pred = scan_decisions(p, owner, thresholds)[:, 3]
+    truth = np.array([bool(y_slices[owner == i][0, 3]) for i in np.unique(owner)])
+    st = binary_stats(truth, pred)
     return {k: None if v != v else round(float(v), 4) for k, v in
             (("precision", st.precision), ("recall", st.recall), ("f1", st.f1), ("specificity", st.specificity))}
+
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+def fit_decision_thresholds(p: np.ndarray, y_slices: np.ndarray, owner: np.ndarray) -> dict:
+    """Each label's probability threshold of *diagnostic*: the one of :data:`THRESHOLD_GRID` whose
+    scan decisions (mode of the slices) have the best F1 on the validation scans, the middle of
+    the best run when several tie; 0.5 when the validation scans hold no diagnostic one. Why: a
+    head trained on a 1:2 class balance gives probabilities below 0.5 to most scans, so at 0.5 a
+    weak model calls every scan non-diagnostic (F1 0) and its ranking is never scored; the card
+    reports F1, so the operating point is chosen for it, on validation scans only."""
+    from ..metrics import binary_stats
+    out = {}
+    scans = np.unique(owner)
+    for j, k in enumerate(LABELS):
+        truth = np.array([bool(y_slices[owner == i][0, j]) for i in scans])
+        if not truth.any():
+            out[k] = 0.5
+            continue
+        f1 = []
+        for t in THRESHOLD_GRID:
+            st = binary_stats(truth, scan_decisions(p[:, j:j + 1], owner, np.array([t]))[:, 0])
+            f1.append(0.0 if st.f1 != st.f1 else float(st.f1))
+        f1 = np.array(f1)
+        best = np.flatnonzero(f1 >= f1.max() - 1e-9)
+        out[k] = float(THRESHOLD_GRID[best[len(best) // 2]])
+    return out
 
 
 def run_quality(args: argparse.Namespace) -> int:
@@ -360,13 +402,23 @@ def run_quality(args: argparse.Namespace) -> int:
     params = model.head_parameters() if args.variant == "contrastive" else None
     model, session, dev, history = _fit(args, model, name, command, step, validate if val else None,
                                         "la_quality_resnet34", config_args(cfg), progress, params)
+    calibration = {}
+    if val:
+        model.eval()
+        pv = predict_labels(model, xv, dev)
+        fitted = fit_decision_thresholds(pv, yv, ov)
+        calibration = {"decision_thresholds": fitted,
+                       "rule": f"per label, the threshold with the best scan F1 (mode of slices) on the {len(val)} "
+                               "validation scans",
+                       "validation_overall": scan_metrics(pv, yv, ov, decision_thresholds({"decision_thresholds": fitted}))}
+        print("decision thresholds of diagnostic (best validation F1): " + json.dumps(fitted))
     from ..models.unet2d import n_parameters
     return _save(args, model, name, "la-quality", "la_quality_resnet34", config_args(cfg), session, trained_on,
                  {"grid": [SIZE, SIZE], "channels": ["one axial slice of a 3-D LA LGE volume containing the atrium"],
                   "preprocessing": "axial grid at 1.25 × 1.25 × 2.5 mm; volume 0.5–99.5th percentile to 0–1; a 200 mm "
                                    "square centred on the detected atrium resized to 128 px",
                   "outputs": f"logits of diagnostic (score ≥ 3) for {', '.join(LABELS)}"},
-                 {str(i): k for i, k in enumerate(LABELS)}, {},
+                 {str(i): k for i, k in enumerate(LABELS)}, calibration,
                  {"variant": args.variant, "parameters": n_parameters(model),
                   "encoder_parameters": n_parameters(model.encoder),
                   "published_encoder_parameters": PUBLISHED_QUALITY_PARAMETERS,
