@@ -95,7 +95,7 @@ def write_montage(result, path: Path) -> str:
             ax.contour(result.la_mask[k].astype(float), levels=[0.5], colors="#fab005", linewidths=0.8)
         p = by_index[k].get("probabilities")
         if p:
-            ok = p["overall_quality"] >= 0.5
+            ok = p["overall_quality"] >= result.attributes["overall_quality"].get("threshold", 0.5)
             ax.set_title(f"slice {k + 1}: p={p['overall_quality']:.2f}", color="#2f9e44" if ok else "#e03131",
                          fontsize=8)
         else:
