@@ -181,6 +181,26 @@ def test_phantom_scan_has_mask_labels_and_raters(tmp_path):
     assert not np.allclose(shifted.volume.astype(np.float32), s.volume.astype(np.float32), atol=0.05)
 
 
+def test_two_writers_of_one_cache_scan_both_succeed(tmp_path, monkeypatch):
+    """The benchmark trains models side by side on one cache: a second writer that finishes the
+    same scan while the first is between writing and renaming must not take the first's file."""
+    import os
+    real_replace, calls = os.replace, []
+
+    def replace_after_another_writer(src, dst):
+        calls.append(str(src))
+        if len(calls) == 1:  # the first writer pauses here; another writes the same scan
+            data.cached_phantom_scans(tmp_path, data.TEST_SEED_BASE, 1)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_another_writer)
+    scan = data.cached_phantom_scans(tmp_path, data.TEST_SEED_BASE, 1)[0]
+    assert len(calls) == 2 and calls[0] != calls[1]  # each writer its own temporary file
+    assert [p.name for p in tmp_path.iterdir()] == [f"phantom-{data.TEST_SEED_BASE}.npz"]
+    again = data.cached_phantom_scans(tmp_path, data.TEST_SEED_BASE, 1)[0]
+    assert np.array_equal(again.volume, scan.volume)
+
+
 def _write_user_folder(folder, n=3, with_masks=True, bad_score=None):
     from cmrlib.io import write_image
     folder.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,11 @@ def _train_all(models: Path, cache: str, jobs: list[tuple[str, int, int]]) -> li
     n_jobs = max(1, min(_env("CMR_BENCH_LA_JOBS", 2 if cores >= 2 else 1), len(jobs)))
     if n_jobs == 1:
         return [_train(models, cache, *job) for job in jobs]
+    # the phantom scans once, here, before the trainers start: side by side they would each make
+    # every missing scan (the same seeds, twice the time)
+    from cmrlib.laquality.data import TRAIN_SEED_BASE, VAL_SEED_BASE, cached_phantom_scans
+    cached_phantom_scans(cache, TRAIN_SEED_BASE, _env("CMR_BENCH_LA_TRAIN", 240))
+    cached_phantom_scans(cache, VAL_SEED_BASE, 30)  # `cmr train la-quality`'s --val-subjects default
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     # spawn: the workers must not inherit this process's torch thread pool

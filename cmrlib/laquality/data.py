@@ -119,6 +119,10 @@ def phantom_scan(seed: int, matrix: int = MATRIX, n_slices: int = N_SLICES, rate
 
 def cached_phantom_scans(cache: str | Path, base: int, n: int, progress=None) -> list[LAScan]:
     """Phantom scans ``base … base+n-1``, each generated once into ``cache/phantom-<seed>.npz``."""
+    import os
+    import tempfile
+
+    from ..atomic import replace_file
     from ..progress import report
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -133,12 +137,19 @@ def cached_phantom_scans(cache: str | Path, base: int, n: int, progress=None) ->
                           {"seed": seed, "raters": dict(zip(LABELS, z["raters"].tolist()))})
         else:
             scan = phantom_scan(seed)
-            tmp = path.with_suffix(".part.npz")
-            np.savez_compressed(tmp, volume=scan.volume, mask=scan.mask,
-                                scores=np.array([scan.scores[k] for k in LABELS]),
-                                truth=np.array([scan.truth[k] for k in LABELS]),
-                                raters=np.array([scan.meta["raters"][k] for k in LABELS]))
-            tmp.replace(path)
+            # a temporary file of this writer's own: trainers run side by side (the benchmark's
+            # jobs) fill one cache, and a shared temporary name let one rename away the other's
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.npz", dir=cache)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez_compressed(f, volume=scan.volume, mask=scan.mask,
+                                        scores=np.array([scan.scores[k] for k in LABELS]),
+                                        truth=np.array([scan.truth[k] for k in LABELS]),
+                                        raters=np.array([scan.meta["raters"][k] for k in LABELS]))
+                replace_file(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         out.append(scan)
         report(progress, "LA scans", i + 1, n, scan.name)
     return out
