@@ -44,6 +44,10 @@ def test_train_quality_variants(tmp_path, cache, variant):
     # each label's decision threshold, fitted on the validation scans, travels with the model
     fitted = entry.calibration["decision_thresholds"]
     assert set(fitted) == set(LABELS) and all(0.05 <= t <= 0.95 for t in fitted.values())
+    # the whole network is counted; the contrastive variant trains only its heads on the frozen encoder
+    m = entry.metrics
+    assert m["encoder_parameters"] > 0 and m["parameters"] > m["encoder_parameters"]
+    assert (m["trainable_parameters"] < m["parameters"]) == (variant == "contrastive")
     if variant == "contrastive":
         assert entry.metrics["pretrain_minutes"] is not None
         # the frozen encoder's weights are those of pre-training (the checkpoint of the supcon run)

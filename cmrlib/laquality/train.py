@@ -419,8 +419,10 @@ def run_quality(args: argparse.Namespace) -> int:
                                    "square centred on the detected atrium resized to 128 px",
                   "outputs": f"logits of diagnostic (score ≥ 3) for {', '.join(LABELS)}"},
                  {str(i): k for i, k in enumerate(LABELS)}, calibration,
-                 {"variant": args.variant, "parameters": n_parameters(model),
-                  "encoder_parameters": n_parameters(model.encoder),
+                 # all parameters: the contrastive variant's frozen encoder is part of the model
+                 {"variant": args.variant, "parameters": n_parameters(model, trainable_only=False),
+                  "trainable_parameters": n_parameters(model),
+                  "encoder_parameters": n_parameters(model.encoder, trainable_only=False),
                   "published_encoder_parameters": PUBLISHED_QUALITY_PARAMETERS,
                   "pretrain_minutes": pretrain_minutes,
                   "simulated_raters": None if args.data else {"noise_sd_points": RATER_NOISE_SD,

@@ -69,6 +69,7 @@ class UNet2D(nn.Module):
         return self.head(x)
 
 
-def n_parameters(net: nn.Module) -> int:
-    """Trainable parameters of ``net``."""
-    return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+def n_parameters(net: nn.Module, trainable_only: bool = True) -> int:
+    """Parameters of ``net``: the trainable ones, or all (``trainable_only=False``: a frozen
+    encoder counts too)."""
+    return int(sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only))
